@@ -1,0 +1,28 @@
+# Vestnik: Russian text or voice -> lip-synced talking-head video.
+# `snakemake --cores all` renders every job in config/config.yaml; see README.md.
+from snakemake.utils import min_version, validate
+
+min_version("9.0")
+
+
+configfile: "config/config.yaml"
+
+
+validate(config, "config/schema.yaml")
+
+
+wildcard_constraints:
+    job=r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}",
+    i=r"\d+",
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/tts.smk"
+include: "workflow/rules/video.smk"
+
+
+rule all:
+    input:
+        expand("results/jobs/{job}/final.mp4", job=JOBS),
+        expand("results/jobs/{job}/stats.json", job=JOBS),
+    default_target: True

@@ -1,0 +1,123 @@
+"""`vestnik` command line: single stages outside Snakemake, for scripting and debugging.
+
+Each subcommand reads the same config as the workflow so a stage run by hand behaves exactly like
+the rule that runs it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+from pathlib import Path
+
+from vestnik import steps
+from vestnik.config import job_input, job_settings, load_config
+from vestnik.errors import VestnikError
+from vestnik.runner import setup_logging
+
+DEFAULT_CONFIG = "config/config.yaml"
+
+
+def _job_context(args: argparse.Namespace) -> tuple[dict, dict, tuple[str, str]]:
+    """Config, settings and input of `--job`, or of an ad-hoc job built from --text/--audio."""
+    config = load_config(args.config)
+    job = args.job
+    if getattr(args, "text", None) or getattr(args, "audio", None):
+        job = job or "cli"
+        entry = {"text": args.text} if args.text else {"audio": args.audio}
+        if getattr(args, "avatar", None):
+            entry["avatar"] = args.avatar
+        config["jobs"] = {**config["jobs"], job: entry}
+    if not job:
+        raise VestnikError("give --job NAME, or --text / --audio")
+    args.job = job
+    return config, job_settings(config, job), job_input(config, job)
+
+
+def cmd_tts(args: argparse.Namespace) -> None:
+    _config, settings, (kind, value) = _job_context(args)
+    out = Path(args.out)
+    steps.synthesize_job(args.job, settings, kind, value, str(out), str(out.with_suffix(".json")))
+    print(out)
+
+
+def cmd_plan(args: argparse.Namespace) -> None:
+    config, settings, _ = _job_context(args)
+    for chunk in steps.plan_job(args.speech, settings, config["fps"], args.out):
+        print(f"chunk {chunk.chunk}: {chunk.start:.2f}-{chunk.end:.2f} s ({chunk.n_frames} frames)")
+
+
+def cmd_lipsync(args: argparse.Namespace) -> None:
+    """Render a whole speech file as one chunk (no parallelism) into an mp4 with audio."""
+    config, settings, _ = _job_context(args)
+    speech = Path(args.speech)
+    with tempfile.TemporaryDirectory() as scratch:
+        plan = Path(scratch) / "chunks.tsv"
+        settings["chunks"] = {**settings["chunks"], "workers": 1, "max_seconds": None}
+        steps.plan_job(str(speech), settings, config["fps"], str(plan))
+        video = Path(scratch) / "0.mp4"
+        steps.render_chunk(
+            args.job, settings, config["fps"], str(plan), 0, str(speech),
+            str(speech.with_suffix(".json")), str(video), str(Path(scratch) / "0.json"),
+        )
+        steps.merge_job([str(video)], str(speech), args.out)
+    print(args.out)
+
+
+def cmd_merge(args: argparse.Namespace) -> None:
+    steps.merge_job(args.videos, args.speech, args.out)
+    print(args.out)
+
+
+def _add_job_options(parser: argparse.ArgumentParser, inputs: bool = True) -> None:
+    parser.add_argument("--config", default=DEFAULT_CONFIG, help="workflow config (YAML)")
+    parser.add_argument("--job", help="a job of the config")
+    if inputs:
+        parser.add_argument("--text", help="speak this text instead of a config job's input")
+        parser.add_argument("--audio", help="use this recording instead of a config job's input")
+        parser.add_argument("--avatar", help="override the avatar image or video")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="vestnik", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    tts = sub.add_parser("tts", help="speech.wav + speech.json for a job or a text")
+    _add_job_options(tts)
+    tts.add_argument("--out", required=True, help="output wav; timings go beside it as .json")
+    tts.set_defaults(func=cmd_tts)
+
+    plan = sub.add_parser("plan", help="chunk plan (chunks.tsv) of a speech wav")
+    _add_job_options(plan)
+    plan.add_argument("--speech", required=True)
+    plan.add_argument("--out", required=True)
+    plan.set_defaults(func=cmd_plan)
+
+    lipsync = sub.add_parser("lipsync", help="lip-synced mp4 of a speech wav, in one piece")
+    _add_job_options(lipsync)
+    lipsync.add_argument("--speech", required=True, help="speech wav (its .json beside it)")
+    lipsync.add_argument("--out", required=True)
+    lipsync.set_defaults(func=cmd_lipsync)
+
+    merge = sub.add_parser("merge", help="join chunk videos and mux the speech")
+    merge.add_argument("videos", nargs="+")
+    merge.add_argument("--speech", required=True)
+    merge.add_argument("--out", required=True)
+    merge.set_defaults(func=cmd_merge)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    setup_logging()
+    try:
+        args.func(args)
+    except VestnikError as exc:
+        print(f"vestnik {args.command}: error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

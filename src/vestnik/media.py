@@ -1,0 +1,225 @@
+"""The one ffmpeg helper: audio decoding, probing, frame encoding, concatenation and muxing.
+
+A system ffmpeg on PATH is preferred; otherwise the static binary shipped by imageio-ffmpeg
+is used, so a pip-only install is complete.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+from types import TracebackType
+
+import ffmpeg
+import numpy as np
+import soundfile as sf
+import soxr
+
+from vestnik.errors import VestnikError
+from vestnik.io import atomic_write
+
+VIDEO_CODEC_ARGS = {
+    "vcodec": "libx264",
+    "pix_fmt": "yuv420p",
+    "preset": "veryfast",
+    "crf": 18,
+    "tune": "stillimage",
+    "bf": 0,
+}
+"""Fixed encoder settings: every chunk is encoded alike, so chunks concatenate without re-encoding."""
+
+
+@functools.cache
+def ffmpeg_exe() -> str:
+    """Path of the ffmpeg binary: `VESTNIK_FFMPEG`, a system ffmpeg, or imageio-ffmpeg's."""
+    configured = os.environ.get("VESTNIK_FFMPEG")
+    if configured:
+        return configured
+    system = shutil.which("ffmpeg")
+    if system:
+        return system
+    import imageio_ffmpeg
+
+    return imageio_ffmpeg.get_ffmpeg_exe()
+
+
+def _run(stream: ffmpeg.nodes.OutputStream, what: str, path: object) -> bytes:
+    try:
+        out, _ = ffmpeg.run(
+            stream, cmd=ffmpeg_exe(), capture_stdout=True, capture_stderr=True, quiet=True
+        )
+    except ffmpeg.Error as exc:
+        detail = exc.stderr.decode("utf-8", "replace").strip().splitlines()[-3:]
+        raise VestnikError(f"ffmpeg could not {what}: {' | '.join(detail)}", path=path) from exc
+    return out
+
+
+def read_audio(path: str | os.PathLike, sample_rate: int) -> np.ndarray:
+    """Decode any audio file to float32 mono at `sample_rate`.
+
+    libsndfile reads wav/flac/ogg/mp3 exactly; anything else goes through ffmpeg. Resampling
+    uses soxr (very high quality, deterministic).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise VestnikError("audio file not found", path=path)
+    if path.stat().st_size == 0:
+        raise VestnikError("audio file is empty (0 bytes)", path=path)
+    try:
+        data, native_rate = sf.read(path, dtype="float32", always_2d=True)
+        samples = data.mean(axis=1)
+    except (sf.LibsndfileError, RuntimeError):
+        stream = ffmpeg.input(str(path)).output(
+            "pipe:", format="f32le", ac=1, ar=sample_rate, acodec="pcm_f32le"
+        )
+        samples = np.frombuffer(_run(stream, "decode the audio", path), dtype=np.float32)
+        native_rate = sample_rate
+    if native_rate != sample_rate:
+        samples = soxr.resample(samples, native_rate, sample_rate, quality="VHQ")
+    samples = np.ascontiguousarray(samples, dtype=np.float32)
+    if samples.size == 0:
+        raise VestnikError("audio file holds no samples", path=path)
+    return samples
+
+
+def write_wav(path: str | os.PathLike, samples: np.ndarray, sample_rate: int) -> None:
+    """Write 16-bit PCM mono wav atomically (clipping to [-1, 1])."""
+    pcm = np.clip(np.asarray(samples, dtype=np.float32), -1.0, 1.0)
+    with atomic_write(path) as tmp:
+        sf.write(tmp, pcm, sample_rate, subtype="PCM_16", format="WAV")
+
+
+_STREAM_RE = re.compile(r"Stream #\d+:\d+.*?: (Video|Audio): (\w+)(.*)")
+_DURATION_RE = re.compile(r"Duration: (\d+):(\d+):(\d+(?:\.\d+)?)")
+
+
+def probe(path: str | os.PathLike, count_frames: bool = True) -> dict:
+    """Describe a media file: container duration, streams and (optionally) decoded frame count.
+
+    imageio-ffmpeg ships no ffprobe, so this reads ffmpeg's own stream report; the frame count
+    comes from actually decoding the video stream, which is exact.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise VestnikError("media file not found", path=path)
+    args = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-i", str(path)]
+    if count_frames:
+        args += ["-map", "0:v:0?", "-f", "null", "-"]
+    proc = subprocess.run(args, capture_output=True, text=True, errors="replace")
+    report = proc.stderr
+    input_part = report.split("Stream mapping:")[0]
+    if "Invalid data found" in input_part or "Duration" not in input_part:
+        raise VestnikError("not a readable media file", path=path)
+    info: dict = {"duration": None, "streams": []}
+    match = _DURATION_RE.search(input_part)
+    if match:
+        hours, minutes, seconds = match.groups()
+        info["duration"] = int(hours) * 3600 + int(minutes) * 60 + float(seconds)
+    for kind, codec, rest in _STREAM_RE.findall(input_part):
+        stream: dict = {"type": kind.lower(), "codec": codec}
+        if kind == "Video":
+            size = re.search(r", (\d{2,5})x(\d{2,5})", rest)
+            fps = re.search(r"([\d.]+) fps", rest)
+            pix = re.search(r"\), (\w+)\(|, (yuv\w+|rgb\w+|bgr\w+)", rest)
+            if size:
+                stream["width"], stream["height"] = int(size.group(1)), int(size.group(2))
+            if fps:
+                stream["fps"] = float(fps.group(1))
+            if pix:
+                stream["pix_fmt"] = pix.group(1) or pix.group(2)
+        else:
+            rate = re.search(r"(\d+) Hz", rest)
+            stream["sample_rate"] = int(rate.group(1)) if rate else None
+            stream["channels"] = 1 if ", mono" in rest else 2 if ", stereo" in rest else None
+        info["streams"].append(stream)
+    if count_frames:
+        frames = re.findall(r"frame=\s*(\d+)", report)
+        info["video_frames"] = int(frames[-1]) if frames else 0
+    return info
+
+
+class FrameWriter:
+    """Encode BGR uint8 frames to an H.264 mp4 (video only), atomically.
+
+    Frames are piped to one ffmpeg process; the file appears at `path` only after a clean close.
+    `threads` bounds the encoder so that parallel chunk jobs do not oversubscribe the CPU.
+    """
+
+    def __init__(
+        self, path: str | os.PathLike, width: int, height: int, fps: float, threads: int = 1
+    ):
+        if width % 2 or height % 2:
+            raise VestnikError(f"frame size {width}x{height} must be even for yuv420p", path=path)
+        self.path = Path(path)
+        self.width, self.height = width, height
+        self.frames = 0
+        self._atomic = atomic_write(self.path)
+        self._tmp = self._atomic.__enter__()
+        stream = ffmpeg.input(
+            "pipe:", format="rawvideo", pix_fmt="bgr24", s=f"{width}x{height}", r=fps
+        ).output(
+            str(self._tmp),
+            r=fps,
+            threads=threads,
+            movflags="+faststart",
+            format="mp4",
+            **VIDEO_CODEC_ARGS,
+        )
+        self._proc = ffmpeg.run_async(
+            stream.overwrite_output(), cmd=ffmpeg_exe(), pipe_stdin=True, pipe_stderr=True,
+            quiet=True,
+        )
+
+    def write(self, frame: np.ndarray) -> None:
+        if frame.shape != (self.height, self.width, 3) or frame.dtype != np.uint8:
+            raise ValueError(f"expected a {self.height}x{self.width} BGR uint8 frame")
+        self._proc.stdin.write(np.ascontiguousarray(frame).tobytes())
+        self.frames += 1
+
+    def __enter__(self) -> FrameWriter:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._proc.stdin.close()
+        stderr = self._proc.stderr.read().decode("utf-8", "replace")
+        code = self._proc.wait()
+        if exc_type is None and code != 0:
+            error = VestnikError(f"ffmpeg failed to encode: {stderr.strip()[-500:]}", path=self.path)
+            self._atomic.__exit__(VestnikError, error, None)
+            raise error
+        self._atomic.__exit__(exc_type, exc, tb)
+
+
+def concat_with_audio(
+    videos: list[Path], audio: str | os.PathLike, out: str | os.PathLike
+) -> None:
+    """Join chunk videos without re-encoding and mux the whole speech once (AAC).
+
+    Muxing the full speech instead of per-chunk audio means there is no audio seam.
+    """
+    out = Path(out)
+    with atomic_write(out) as tmp, tempfile.TemporaryDirectory(dir=out.parent) as scratch:
+        listing = Path(scratch) / "chunks.txt"
+        listing.write_text("".join(_concat_line(v) for v in videos), encoding="utf-8")
+        video = ffmpeg.input(str(listing), format="concat", safe=0)
+        speech = ffmpeg.input(str(audio))
+        stream = ffmpeg.output(
+            video.video, speech.audio, str(tmp), vcodec="copy", acodec="aac",
+            audio_bitrate="160k", movflags="+faststart", format="mp4",
+        )
+        _run(stream.overwrite_output(), "join the chunk videos", out)
+
+
+def _concat_line(path: Path) -> str:
+    quoted = Path(path).resolve().as_posix().replace("'", "'\\''")
+    return f"file '{quoted}'\n"

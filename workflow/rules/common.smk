@@ -1,0 +1,57 @@
+# Helpers shared by every .smk file: job lookup and per-job settings.
+from pathlib import Path
+
+from vestnik.config import job_input, merged_settings
+
+JOBS = sorted(config["jobs"])
+FPS = config["fps"]
+
+
+def settings(wildcards):
+    """The job's defaults merged with its overrides (checked by the job itself)."""
+    return merged_settings(config, wildcards.job)
+
+
+def existing(path):
+    """A path as an input only if it exists: a missing file fails its own job, not the run."""
+    return [path] if path and Path(path).exists() else []
+
+
+def avatar_input(wildcards):
+    return existing(settings(wildcards)["avatar"])
+
+
+def speech_inputs(wildcards):
+    kind, value = job_input(config, wildcards.job)
+    inputs = {"avatar": avatar_input(wildcards)}
+    if kind in ("text_file", "audio"):
+        inputs["source"] = existing(value)
+    return inputs
+
+
+def lipsync_gpu(wildcards):
+    """GPU engines take one slot of `--resources gpu=N`; CPU engines take none."""
+    return 1 if settings(wildcards)["lipsync"]["engine"] == "wav2lip" else 0
+
+
+def planned_chunks(wildcards):
+    plan = checkpoints.plan_chunks.get(job=wildcards.job).output[0]
+    from vestnik.chunks import read_plan
+
+    return [c.chunk for c in read_plan(plan)]
+
+
+def chunk_videos(wildcards):
+    return expand("results/jobs/{job}/chunks/{i}.mp4", job=wildcards.job, i=planned_chunks(wildcards))
+
+
+def chunk_timings(wildcards):
+    return expand("results/jobs/{job}/chunks/{i}.json", job=wildcards.job, i=planned_chunks(wildcards))
+
+
+def chunk_benchmarks(stage):
+    def inputs(wildcards):
+        pattern = f"results/jobs/{{job}}/benchmarks/{stage}_{{i}}.tsv"
+        return expand(pattern, job=wildcards.job, i=planned_chunks(wildcards))
+
+    return inputs

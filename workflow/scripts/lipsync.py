@@ -1,0 +1,19 @@
+"""Snakemake adapter: video of one chunk."""
+
+from vestnik.runner import run_step
+from vestnik.steps import render_chunk
+
+run_step(
+    snakemake,
+    lambda: render_chunk(
+        snakemake.wildcards.job,
+        snakemake.params.settings,
+        snakemake.params.fps,
+        snakemake.input.plan,
+        int(snakemake.wildcards.i),
+        snakemake.input.audio,
+        snakemake.input.speech,
+        snakemake.output.video,
+        snakemake.output.timing,
+    ),
+)

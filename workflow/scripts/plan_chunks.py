@@ -1,0 +1,11 @@
+"""Snakemake adapter: chunk plan of one job's speech."""
+
+from vestnik.runner import run_step
+from vestnik.steps import plan_job
+
+run_step(
+    snakemake,
+    lambda: plan_job(
+        snakemake.input[0], snakemake.params.settings, snakemake.params.fps, snakemake.output[0]
+    ),
+)
