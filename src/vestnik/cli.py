@@ -7,6 +7,7 @@ the rule that runs it.
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 import tempfile
 from pathlib import Path
@@ -17,6 +18,8 @@ from vestnik.errors import VestnikError
 from vestnik.runner import setup_logging
 
 DEFAULT_CONFIG = "config/config.yaml"
+COMMAND_MODULES: tuple[str, ...] = ()
+"""Modules that add their own subcommands through a `register(subparsers)` function."""
 
 
 def _job_context(args: argparse.Namespace) -> tuple[dict, dict, tuple[str, str]]:
@@ -105,6 +108,9 @@ def build_parser() -> argparse.ArgumentParser:
     merge.add_argument("--speech", required=True)
     merge.add_argument("--out", required=True)
     merge.set_defaults(func=cmd_merge)
+
+    for module in COMMAND_MODULES:
+        importlib.import_module(module).register(sub)
     return parser
 
 
