@@ -1,0 +1,117 @@
+"""Parallel lip-sync stage: `--cores 1` against `--cores 2`, and procedural render speed.
+
+Usage (from the repo root, on an otherwise idle machine):
+    .venv/bin/python bench/lipsync_parallel.py [--job lecture] [--workers 4] [--repeats 2]
+
+1. Renders the job's speech and chunk wavs once, then times only the lip-sync stage
+   (every chunk mp4) with `snakemake --cores 1` and `--cores 2`, alternating runs, and prints the
+   ratio. With N chunks on 2 cores the ideal ratio is N / ceil(N / 2): 2.0 for an even N.
+2. Renders frames of the procedural engine in this process pinned to one core, reporting frames
+   per second and the multiple of real time at the avatar's size (25 fps video).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT / "src"))
+
+from workflow_helpers import base_config, run_workflow  # noqa: E402
+
+
+def time_stage(workdir: Path, config: dict, job: str, cores: int, chunks: int) -> float:
+    """Wall time of the lip-sync stage: first chunk start to last chunk end (as in stats.json)."""
+    folder = workdir / "results" / "jobs" / job / "chunks"
+    targets = [f"results/jobs/{job}/chunks/{i}.mp4" for i in range(chunks)]
+    for i in range(chunks):
+        (folder / f"{i}.mp4").unlink(missing_ok=True)
+    result = run_workflow(workdir, config, *targets, cores=cores)
+    if result.returncode != 0:
+        sys.exit(result.stderr[-3000:])
+    records = [json.loads((folder / f"{i}.json").read_text()) for i in range(chunks)]
+    return max(r["end"] for r in records) - min(r["start"] for r in records)
+
+
+def render_speed(seconds: float) -> tuple[float, int, int]:
+    """Frames per second of the procedural engine on one core (render only, no encoding)."""
+    import cv2
+    import numpy as np
+
+    from vestnik.avatar import load_avatar
+    from vestnik.lipsync.chunk import ChunkJob
+    from vestnik.lipsync.procedural import ProceduralEngine
+
+    cv2.setNumThreads(1)
+    os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
+    avatar = load_avatar(ROOT / "resources" / "avatar.png")
+    sr, fps = 22050, 25
+    t = np.arange(int(seconds * sr)) / sr
+    audio = (0.4 * np.sin(2 * np.pi * 160 * t) * (np.sin(2 * np.pi * 3 * t) > 0)).astype(
+        np.float32
+    )
+    n_frames = int(seconds * fps)
+    chunk = ChunkJob(avatar, audio, sr, 0.0, 0, n_frames, fps, None)
+    engine = ProceduralEngine({})
+    started = time.perf_counter()
+    count = sum(1 for _ in engine.render(chunk))
+    return count / (time.perf_counter() - started), avatar.width, avatar.height
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--job", default="lecture")
+    parser.add_argument("--workers", type=int, default=4)
+    parser.add_argument("--repeats", type=int, default=2)
+    args = parser.parse_args()
+
+    import yaml
+
+    default = yaml.safe_load((ROOT / "config" / "config.yaml").read_text(encoding="utf-8"))
+    entry = dict(default["jobs"][args.job])
+    if "text_file" in entry:
+        entry["text_file"] = str(ROOT / entry["text_file"])
+    entry["chunks"] = {"workers": args.workers}
+    config = base_config({args.job: entry})
+    workdir = Path(tempfile.mkdtemp(prefix="vestnik-bench-"))
+    try:
+        prep = run_workflow(workdir, config, f"results/jobs/{args.job}/chunks.tsv")
+        if prep.returncode != 0:
+            sys.exit(prep.stderr[-3000:])
+        from vestnik.chunks import read_plan
+
+        plan = read_plan(workdir / "results" / "jobs" / args.job / "chunks.tsv")
+        speech = plan[-1].end
+        times = {1: [], 2: []}
+        for _ in range(args.repeats):
+            for cores in (1, 2):
+                times[cores].append(time_stage(workdir, config, args.job, cores, len(plan)))
+        best = {cores: min(values) for cores, values in times.items()}
+        print(f"job {args.job}: {speech:.1f} s of speech, {len(plan)} chunks")
+        print("| cores | lip-sync stage wall (s), best of runs | runs |")
+        print("|---|---|---|")
+        for cores in (1, 2):
+            runs = ", ".join(f"{v:.2f}" for v in times[cores])
+            print(f"| {cores} | {best[cores]:.2f} | {runs} |")
+        print(f"\nratio --cores 1 / --cores 2: {best[1] / best[2]:.2f}x")
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+    fps, width, height = render_speed(20.0)
+    print(f"\nprocedural render, one core, {width}x{height}: {fps:.0f} frames/s "
+          f"= {fps / 25:.1f}x real time at 25 fps")
+    load = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
+    print(f"load during the run: {load}")
+
+
+if __name__ == "__main__":
+    main()

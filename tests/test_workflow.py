@@ -1,0 +1,122 @@
+"""End to end: snakemake renders real videos, and bad jobs fail alone with a clear message."""
+
+import json
+import subprocess
+
+import pytest
+
+from vestnik import media
+from vestnik.chunks import read_plan
+
+from .workflow_helpers import ROOT, SNAKEMAKE, base_config, run_workflow
+
+FPS = 25
+
+
+@pytest.fixture(scope="module")
+def rendered(tmp_path_factory):
+    """One run with a good text job, a recorded-voice job and several bad jobs."""
+    workdir = tmp_path_factory.mktemp("workflow")
+    text = "Здравствуйте! Сегодня 25 ноября, и в Москве плюс 3 градуса. Хорошего дня."
+    voice = workdir / "voice.wav"
+    proc = subprocess.run(
+        [str(SNAKEMAKE.with_name("vestnik")), "tts", "--text", "Это запись голоса для проверки.",
+         "--out", str(voice), "--config", str(ROOT / "config" / "config.yaml")],
+        capture_output=True, text=True, cwd=ROOT,
+    )
+    assert proc.returncode == 0, proc.stderr
+    (workdir / "voice.json").unlink()
+    no_face = workdir / "wall.png"
+    import cv2
+    import numpy as np
+
+    cv2.imwrite(str(no_face), np.full((240, 320, 3), 128, np.uint8))
+    jobs = {
+        "news": {"text": text, "chunks": {"workers": 2, "min_seconds": 1.0}},
+        "voice": {"audio": str(voice)},
+        "empty": {"text": "   "},
+        "punctuation": {"text": "... !!! ---"},
+        "no_avatar": {"text": "Привет.", "avatar": str(workdir / "missing.png")},
+        "no_face": {"text": "Привет.", "avatar": str(no_face)},
+        "bad_engine": {"text": "Привет.", "lipsync": {"engine": "puppet"}},
+        "bad_audio": {"audio": str(workdir / "broken.wav")},
+    }
+    (workdir / "broken.wav").write_bytes(b"RIFF....WAVEfmt not really")
+    config = base_config(jobs)
+    result = run_workflow(workdir, config)
+    return workdir, result, config
+
+
+def job_dir(workdir, job):
+    return workdir / "results" / "jobs" / job
+
+
+@pytest.mark.parametrize("job", ["news", "voice"])
+def test_final_video(rendered, job):
+    workdir, result, _ = rendered
+    final = job_dir(workdir, job) / "final.mp4"
+    assert final.is_file(), result.stderr[-3000:]
+    info = media.probe(final)
+    videos = [s for s in info["streams"] if s["type"] == "video"]
+    audios = [s for s in info["streams"] if s["type"] == "audio"]
+    assert len(videos) == 1 and len(audios) == 1
+    (video,) = videos
+    assert video["codec"] == "h264" and video["fps"] == FPS and video["pix_fmt"] == "yuv420p"
+    assert (video["width"], video["height"]) == (512, 512)
+    speech = media.probe(job_dir(workdir, job) / "speech.wav", count_frames=False)
+    assert abs(info["duration"] - speech["duration"]) <= 1 / FPS
+    assert abs(info["video_frames"] / FPS - speech["duration"]) <= 1 / FPS
+    plan = read_plan(job_dir(workdir, job) / "chunks.tsv")
+    assert len(list((job_dir(workdir, job) / "chunks").glob("*.mp4"))) == len(plan)
+
+
+def test_news_was_chunked_and_timed(rendered):
+    workdir, _, _ = rendered
+    plan = read_plan(job_dir(workdir, "news") / "chunks.tsv")
+    assert len(plan) == 2
+    stats = json.loads((job_dir(workdir, "news") / "stats.json").read_text())
+    assert stats["chunks"] == 2
+    for stage in ("tts", "plan", "split", "lipsync_parallel", "merge", "total"):
+        assert stats["seconds"][stage] >= 0
+    assert stats["speedup"] > 0
+    speech = json.loads((job_dir(workdir, "news") / "speech.json").read_text())
+    assert any(e["type"] == "phoneme" for e in speech["events"])
+
+
+@pytest.mark.parametrize(
+    ("job", "message"),
+    [
+        ("empty", "job 'empty'.*text is empty"),
+        ("punctuation", "job 'punctuation'.*nothing speakable"),
+        ("no_avatar", "job 'no_avatar'.*missing.png"),
+        ("no_face", "job 'no_face'.*no face"),
+        ("bad_engine", "job 'bad_engine'.*puppet"),
+        ("bad_audio", "job 'bad_audio'.*broken.wav"),
+    ],
+)
+def test_bad_jobs_fail_alone_and_clearly(rendered, job, message):
+    import re
+
+    workdir, result, _ = rendered
+    assert result.returncode != 0
+    log = (workdir / "logs" / "jobs" / job / "tts.log").read_text(encoding="utf-8")
+    assert re.search(message, log, re.S), log
+    assert re.search(message, result.stderr, re.S)
+    leftovers = [p.name for p in job_dir(workdir, job).glob("*") if p.name != "benchmarks"]
+    assert leftovers == []
+
+
+def test_rerun_does_nothing(rendered):
+    workdir, _, config = rendered
+    targets = ("results/jobs/news/final.mp4", "results/jobs/voice/stats.json")
+    result = run_workflow(workdir, config, *targets, extra=("--dry-run",))
+    assert result.returncode == 0, result.stderr
+    assert "Nothing to be done" in result.stdout + result.stderr
+
+
+def test_lint_is_clean():
+    proc = subprocess.run(
+        [str(SNAKEMAKE), "--lint"], capture_output=True, text=True, cwd=ROOT
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "Congratulations" in proc.stdout + proc.stderr
