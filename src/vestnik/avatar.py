@@ -90,7 +90,9 @@ def _to_uint8(frame: np.ndarray) -> np.ndarray:
 def _read_image(path: Path, job: str | None) -> list[np.ndarray]:
     image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
     if image is None:
-        raise VestnikError("cannot read the avatar image (corrupt or unsupported)", job=job, path=path)
+        raise VestnikError(
+            "cannot read the avatar image (corrupt or unsupported)", job=job, path=path
+        )
     image = _as_bgr(_to_uint8(image))
     _check_size(image.shape[1], image.shape[0], path, job)
     return [image]
