@@ -1,0 +1,140 @@
+"""What the service can offer: engines and their checkpoints, avatars, and GPU slots.
+
+Everything here is read from the workflow config and the file system on each call (cheap
+stats), so the health endpoint reflects a checkpoint copied in while the service runs.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from vestnik.avatar import IMAGE_SUFFIXES, VIDEO_SUFFIXES
+
+NEURAL_LIPSYNC = "wav2lip"
+"""The lip-sync engine `use_only_gan: true` asks for (the GAN-trained Wav2Lip network)."""
+FALLBACK_LIPSYNC = "procedural"
+"""The engine used when the neural one is not available, and for `use_only_gan: false`."""
+WEIGHTED_ENGINES = {"tts": {"neural"}, "lipsync": {NEURAL_LIPSYNC}}
+"""Engines that cannot run without trained weights named in their settings block."""
+
+
+@dataclass
+class EngineInfo:
+    """One engine as the service sees it: whether a request may choose it, and why not."""
+
+    kind: str
+    name: str
+    available: bool
+    reason: str | None
+    checkpoints: dict[str, dict]
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def registered_engines(kind: str) -> tuple[str, ...]:
+    """Engine names the installed vestnik package can build (its registry)."""
+    module = importlib.import_module(f"vestnik.{kind}")
+    return tuple(getattr(module, "ENGINES", ()))
+
+
+def resolve(path: str | Path, project_dir: Path) -> Path:
+    """A config path as the workflow sees it: relative paths are relative to the project."""
+    path = Path(path)
+    return path if path.is_absolute() else project_dir / path
+
+
+def _checkpoint_keys(block: dict) -> dict[str, str]:
+    return {
+        key: value
+        for key, value in block.items()
+        if isinstance(value, str) and (key == "checkpoint" or key.endswith("_checkpoint"))
+    }
+
+
+def engine_info(config: dict, kind: str, name: str, project_dir: Path) -> EngineInfo:
+    """Availability of engine `name` of `kind` ("tts" or "lipsync").
+
+    An engine is available when the package registers it and, for engines that need weights,
+    every `checkpoint` / `*_checkpoint` path of its settings block exists.
+    """
+    block = (config.get("defaults", {}).get(kind) or {}).get(name) or {}
+    checkpoints = {
+        key: {"path": str(resolve(value, project_dir)),
+              "present": resolve(value, project_dir).is_file()}
+        for key, value in _checkpoint_keys(block).items()
+    }
+    reason = None
+    if name not in registered_engines(kind):
+        reason = f"the {kind} engine '{name}' is not part of this installation"
+    elif name in WEIGHTED_ENGINES[kind] and not checkpoints:
+        reason = f"no checkpoint configured (defaults.{kind}.{name}.checkpoint)"
+    else:
+        missing = [c["path"] for c in checkpoints.values() if not c["present"]]
+        if missing:
+            reason = f"checkpoint not found: {', '.join(missing)}"
+    return EngineInfo(kind, name, reason is None, reason, checkpoints)
+
+
+def all_engines(config: dict, project_dir: Path) -> dict[str, dict[str, EngineInfo]]:
+    """Every registered engine plus the weighted ones the API knows, by kind."""
+    result = {}
+    for kind in ("tts", "lipsync"):
+        names = dict.fromkeys([*registered_engines(kind), *sorted(WEIGHTED_ENGINES[kind])])
+        result[kind] = {name: engine_info(config, kind, name, project_dir) for name in names}
+    return result
+
+
+def gan_engine(config: dict, project_dir: Path) -> tuple[str, str]:
+    """The lip-sync engine `use_only_gan: true` gets, and a sentence saying why."""
+    info = engine_info(config, "lipsync", NEURAL_LIPSYNC, project_dir)
+    if info.available:
+        return NEURAL_LIPSYNC, f"{NEURAL_LIPSYNC} checkpoint present"
+    reason = f"{NEURAL_LIPSYNC} unavailable ({info.reason}); using {FALLBACK_LIPSYNC}"
+    return FALLBACK_LIPSYNC, reason
+
+
+def avatars(folders: tuple[Path, ...]) -> dict[str, Path]:
+    """The avatar whitelist: image and video files under the given folders, by request name.
+
+    Names are paths relative to their folder ("avatar.png", "faces/anna.jpg"); a request can
+    only pick one of these names, never give a path of its own. Hidden files and folders are
+    skipped; the first folder wins when two hold the same name.
+    """
+    suffixes = IMAGE_SUFFIXES | VIDEO_SUFFIXES
+    found: dict[str, Path] = {}
+    for folder in folders:
+        if not folder.is_dir():
+            continue
+        for path in sorted(folder.rglob("*")):
+            relative = path.relative_to(folder)
+            if any(part.startswith(".") for part in relative.parts):
+                continue
+            if path.is_file() and path.suffix.lower() in suffixes:
+                found.setdefault(relative.as_posix(), path.resolve())
+    return found
+
+
+def default_avatar_name(config: dict, project_dir: Path, whitelist: dict[str, Path]) -> str | None:
+    """The whitelist name of the config's default avatar, if it is in the whitelist."""
+    default = resolve(config.get("defaults", {}).get("avatar", ""), project_dir).resolve()
+    return next((name for name, path in whitelist.items() if path == default), None)
+
+
+def configured_gpu_slots(config: dict) -> int:
+    """GPU lip-sync slots the config declares in its `gpu:` block (0 without one).
+
+    `gpu: {slots: N}` gives N directly; `gpu: {devices: [...], per_device: K}` gives
+    len(devices) * K (K defaults to 1).
+    """
+    block = config.get("gpu")
+    if not isinstance(block, dict):
+        return 0
+    if isinstance(block.get("slots"), int):
+        return max(0, block["slots"])
+    devices = block.get("devices")
+    count = len(devices) if isinstance(devices, list) else 0
+    per_device = block.get("per_device", block.get("instances_per_device", 1))
+    return count * per_device if isinstance(per_device, int) else count

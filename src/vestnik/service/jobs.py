@@ -1,0 +1,388 @@
+"""Jobs of the service: a bounded queue, a limit on concurrent workflow runs, per-job folders.
+
+Each job runs the repository's Snakefile through Snakemake's command line in its own folder
+(`--directory`), with a generated config whose only job is this one, so concurrent jobs never
+share a file and a job's outputs are exactly what `snakemake` would write for the same config.
+All bookkeeping happens on the event loop thread, so it needs no locks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import copy
+import json
+import logging
+import os
+import re
+import secrets
+import shutil
+import signal
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from vestnik.config import load_config
+from vestnik.io import write_json, write_text
+from vestnik.service.catalog import configured_gpu_slots, resolve
+from vestnik.service.settings import ServiceSettings
+
+log = logging.getLogger("vestnik.service")
+
+MARKER = "job.json"
+"""Written first into every run folder; clean-up only ever deletes folders that hold it."""
+ERROR_LINE = re.compile(r"ERROR vestnik: (?P<message>.*?) \(rule (?P<rule>\w+)\)\s*$", re.M)
+LOG_TAIL_LINES = 30
+
+
+class QueueFull(Exception):
+    """Every run slot is busy and the waiting queue is at its limit."""
+
+
+@dataclass
+class JobRequest:
+    """A validated request: what the workflow job will be."""
+
+    text: str
+    num_workers: int
+    tts_engine: str
+    lipsync_engine: str
+    lipsync_reason: str
+    avatar: Path
+    avatar_name: str
+    language: str = "ru"
+
+
+@dataclass
+class Job:
+    id: str
+    request: JobRequest
+    run_dir: Path
+    state: str = "queued"
+    created: float = field(default_factory=time.time)
+    started: float | None = None
+    finished: float | None = None
+    stats: dict | None = None
+    error: str | None = None
+    error_kind: str | None = None
+    log_tail: str | None = None
+    done: asyncio.Event = field(default_factory=asyncio.Event)
+    process: asyncio.subprocess.Process | None = None
+
+    @property
+    def final_video(self) -> Path:
+        return self.run_dir / "results" / "jobs" / self.id / "final.mp4"
+
+    @property
+    def stats_path(self) -> Path:
+        return self.run_dir / "results" / "jobs" / self.id / "stats.json"
+
+    @property
+    def snakemake_log(self) -> Path:
+        return self.run_dir / "snakemake.log"
+
+
+def new_job_id() -> str:
+    """Sortable by time and unguessable; also a valid workflow job name."""
+    return time.strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(6)
+
+
+def absolute_paths(value: object, project_dir: Path) -> object:
+    """Copy of a config value with relative paths made absolute against the project.
+
+    A run happens in its own folder, so a relative path (an avatar, a checkpoint) would point
+    into that folder; strings with a '/' that name an existing project file or folder are
+    rewritten, everything else (voices, engine names) is left alone.
+    """
+    if isinstance(value, dict):
+        return {key: absolute_paths(item, project_dir) for key, item in value.items()}
+    if isinstance(value, list):
+        return [absolute_paths(item, project_dir) for item in value]
+    if isinstance(value, str) and "/" in value and not Path(value).is_absolute():
+        candidate = project_dir / value
+        if candidate.exists():
+            return str(candidate.resolve())
+    return value
+
+
+def run_config(base: dict, job_id: str, request: JobRequest, project_dir: Path) -> dict:
+    """The workflow config of one run: the service's config with this job as its only job."""
+    config = absolute_paths(copy.deepcopy(base), project_dir)
+    config["jobs"] = {
+        job_id: {
+            "text": request.text,
+            "avatar": str(request.avatar),
+            "tts": {"engine": request.tts_engine},
+            "chunks": {"workers": request.num_workers},
+            "lipsync": {"engine": request.lipsync_engine},
+        }
+    }
+    return config
+
+
+def failure(job: Job) -> tuple[str, str]:
+    """(kind, message) of a failed run: 'input' when a step refused the job's input.
+
+    Steps log refused input as `ERROR vestnik: <message> (rule <rule>)`; anything else is an
+    internal failure, reported with the end of Snakemake's own log.
+    """
+    logs = sorted((job.run_dir / "logs" / "jobs" / job.id).glob("*.log"))
+    for path in logs:
+        match = ERROR_LINE.search(path.read_text(encoding="utf-8", errors="replace"))
+        if match:
+            message = match["message"]
+            for prefix in (f"job '{job.id}': ", f"job '{job.id}', "):
+                message = message.replace(prefix, "")
+            return "input", f"{message} (workflow step {match['rule']})"
+    return "internal", "the workflow failed; see log_tail in GET /api/jobs/" + job.id
+
+
+def tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
+    if not path.is_file():
+        return ""
+    return "\n".join(path.read_text(encoding="utf-8", errors="replace").splitlines()[-lines:])
+
+
+class JobManager:
+    """Queue, run and forget jobs.
+
+    At most `concurrency` workflow runs at once; up to `queue_size` more wait in order; a job
+    beyond that is refused with QueueFull. Finished jobs (and their folders) are kept for
+    `job_ttl` seconds after they finish, then removed.
+    """
+
+    def __init__(self, settings: ServiceSettings):
+        self.settings = settings
+        self.base_config = load_config(settings.config_path)
+        self.gpu_slots = configured_gpu_slots(self.base_config)
+        self.concurrency = settings.concurrency or max(1, self.gpu_slots)
+        self.cores_per_run = settings.cores_per_run or max(
+            1, settings.cpu_cores() // self.concurrency
+        )
+        self.gpu_per_run = max(1, self.gpu_slots // self.concurrency)
+        self.jobs: dict[str, Job] = {}
+        self.waiting: deque[Job] = deque()
+        self.running: set[str] = set()
+        self._tasks: set[asyncio.Task] = set()
+        self._cleaner: asyncio.Task | None = None
+
+    # life cycle
+
+    async def start(self) -> None:
+        self.settings.runs_dir.mkdir(parents=True, exist_ok=True)
+        self.remove_stale_folders()
+        self._cleaner = asyncio.create_task(self._clean_periodically())
+
+    async def stop(self) -> None:
+        """Stop the cleaner and kill running workflows; queued jobs fail as cancelled."""
+        if self._cleaner:
+            self._cleaner.cancel()
+        for job in list(self.waiting):
+            stopped = ("internal", "the service stopped before the job ran")
+            self._finish(job, "failed", error=stopped)
+        self.waiting.clear()
+        for job in self.jobs.values():
+            if job.process and job.process.returncode is None:
+                self._kill(job.process)
+        if self._tasks:
+            await asyncio.wait(self._tasks, timeout=10)
+
+    # submitting
+
+    def submit(self, request: JobRequest) -> Job:
+        """Create the job's folder and start it now, or queue it; raises QueueFull."""
+        if len(self.running) >= self.concurrency and len(self.waiting) >= self.settings.queue_size:
+            raise QueueFull(
+                f"{len(self.running)} jobs running and {len(self.waiting)} waiting "
+                f"(limits {self.concurrency} and {self.settings.queue_size})"
+            )
+        job_id = new_job_id()
+        job = Job(job_id, request, self.settings.runs_dir / job_id)
+        job.run_dir.mkdir(parents=True)
+        write_json(job.run_dir / MARKER, self.describe(job))
+        self.jobs[job_id] = job
+        if len(self.running) < self.concurrency:
+            self._launch(job)
+        else:
+            self.waiting.append(job)
+        log.info("job %s accepted (%d chars, %d workers, %s)", job_id, len(request.text),
+                 request.num_workers, request.lipsync_engine)
+        return job
+
+    def queue_position(self, job: Job) -> int | None:
+        """1 for the next job to start, None if the job is not waiting."""
+        for index, waiting in enumerate(self.waiting):
+            if waiting is job:
+                return index + 1
+        return None
+
+    def describe(self, job: Job) -> dict:
+        request = job.request
+        return {
+            "job_id": job.id,
+            "status": job.state,
+            "created_at": job.created,
+            "started_at": job.started,
+            "finished_at": job.finished,
+            "queue_position": self.queue_position(job),
+            "request": {
+                "language": request.language,
+                "text_chars": len(request.text),
+                "num_workers": request.num_workers,
+                "tts_engine": request.tts_engine,
+                "lipsync_engine": request.lipsync_engine,
+                "lipsync_engine_reason": request.lipsync_reason,
+                "avatar": request.avatar_name,
+            },
+            "stats": job.stats,
+            "error": job.error,
+            "error_kind": job.error_kind,
+        }
+
+    # running
+
+    def _launch(self, job: Job) -> None:
+        self.running.add(job.id)
+        job.state = "running"
+        job.started = time.time()
+        task = asyncio.create_task(self._run(job))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def command(self, job: Job) -> list[str]:
+        return [
+            self.settings.snakemake,
+            "--snakefile", str(self.settings.snakefile),
+            "--directory", str(job.run_dir),
+            "--cores", str(self.cores_per_run),
+            "--resources", f"gpu={self.gpu_per_run}",
+            "--latency-wait", "5",
+            "--nocolor",
+            f"results/jobs/{job.id}/final.mp4",
+            f"results/jobs/{job.id}/stats.json",
+        ]
+
+    async def _run(self, job: Job) -> None:
+        try:
+            config = run_config(self.base_config, job.id, job.request, self.settings.project_dir)
+            write_text(
+                job.run_dir / "config" / "config.yaml", yaml.safe_dump(config, allow_unicode=True)
+            )
+            src = str(self.settings.project_dir / "src")
+            path = os.environ.get("PYTHONPATH")
+            env = {**os.environ, "PYTHONPATH": f"{src}{os.pathsep}{path}" if path else src}
+            with open(job.snakemake_log, "wb") as out:
+                job.process = await asyncio.create_subprocess_exec(
+                    *self.command(job), cwd=job.run_dir, env=env, stdin=asyncio.subprocess.DEVNULL,
+                    stdout=out, stderr=asyncio.subprocess.STDOUT, start_new_session=True,
+                )
+            try:
+                code = await asyncio.wait_for(job.process.wait(), self.settings.run_timeout)
+            except TimeoutError:
+                self._kill(job.process)
+                await job.process.wait()
+                timeout = self.settings.run_timeout
+                late = ("timeout", f"the workflow ran over {timeout:g} s")
+                self._finish(job, "failed", error=late)
+                return
+            if code == 0 and job.final_video.is_file() and job.stats_path.is_file():
+                self._finish(job, "done")
+            else:
+                self._finish(job, "failed", error=failure(job))
+        except Exception as exc:  # the job must end and free its slot whatever went wrong
+            log.exception("job %s: the service could not run the workflow", job.id)
+            self._finish(job, "failed", error=("internal", f"the service could not run it: {exc}"))
+
+    def _finish(self, job: Job, state: str, error: tuple[str, str] | None = None) -> None:
+        job.state = state
+        job.finished = time.time()
+        if state == "done":
+            job.stats = self._stats(job)
+            log.info("job %s done: %s", job.id, summary(job.stats))
+        else:
+            job.error_kind, job.error = error
+            job.log_tail = tail(job.snakemake_log)
+            log.warning("job %s failed (%s): %s", job.id, job.error_kind, job.error)
+        with contextlib.suppress(OSError):
+            write_json(job.run_dir / MARKER, self.describe(job))
+        job.done.set()
+        if job.id in self.running:
+            self.running.discard(job.id)
+            if self.waiting:
+                self._launch(self.waiting.popleft())
+
+    def _stats(self, job: Job) -> dict:
+        """The workflow's stats.json plus the service's own times (queue, Snakemake run)."""
+        stats = json.loads(job.stats_path.read_text(encoding="utf-8"))
+        workflow = job.finished - job.started
+        stats["service"] = {
+            "queued_seconds": round(job.started - job.created, 3),
+            "workflow_seconds": round(workflow, 3),
+            "workflow_overhead_seconds": round(workflow - stats["seconds"]["total"], 3),
+            "lipsync_engine_reason": job.request.lipsync_reason,
+        }
+        return stats
+
+    @staticmethod
+    def _kill(process: asyncio.subprocess.Process) -> None:
+        """Snakemake runs in its own session: end it and every step it started."""
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGTERM)
+
+    # clean-up
+
+    async def _clean_periodically(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.cleanup_interval)
+            self.remove_expired()
+
+    def remove_expired(self, now: float | None = None) -> list[str]:
+        """Forget finished jobs older than the TTL and delete their folders."""
+        now = time.time() if now is None else now
+        expired = [
+            job for job in self.jobs.values()
+            if job.finished is not None and now - job.finished > self.settings.job_ttl
+        ]
+        for job in expired:
+            del self.jobs[job.id]
+            shutil.rmtree(job.run_dir, ignore_errors=True)
+        if expired:
+            ttl = self.settings.job_ttl
+            log.info("removed %d finished jobs older than %g s", len(expired), ttl)
+        return [job.id for job in expired]
+
+    def remove_stale_folders(self) -> list[Path]:
+        """Delete run folders of earlier service processes once they are older than the TTL.
+
+        Only folders that hold the job marker are touched, so a mistaken --runs-dir never
+        loses unrelated files.
+        """
+        removed = []
+        cutoff = time.time() - self.settings.job_ttl
+        for marker in self.settings.runs_dir.glob(f"*/{MARKER}"):
+            folder = marker.parent
+            if folder.name not in self.jobs and marker.stat().st_mtime < cutoff:
+                shutil.rmtree(folder, ignore_errors=True)
+                removed.append(folder)
+        return removed
+
+    def counts(self) -> dict[str, int]:
+        finished = sum(1 for job in self.jobs.values() if job.finished is not None)
+        return {"queued": len(self.waiting), "running": len(self.running), "finished": finished}
+
+    def resolve(self, path: str) -> Path:
+        return resolve(path, self.settings.project_dir)
+
+
+def summary(stats: dict) -> str:
+    """One line like the original service's log: stage seconds, chunks and speed-up."""
+    seconds = stats["seconds"]
+    return (
+        f"tts {seconds['tts']:.2f} s, plan {seconds['plan']:.2f} s, "
+        f"split {seconds['split']:.2f} s, "
+        f"parallel lip-sync {seconds['lipsync_parallel']:.2f} s, merge {seconds['merge']:.2f} s, "
+        f"total {seconds['total']:.2f} s, {stats['chunks']} chunks, speed-up {stats['speedup']}x"
+    )
