@@ -164,7 +164,9 @@ def test_health_reports_engines_avatars_and_limits(server):
     assert "wall.png" in health["avatars"]["available"]
     assert health["jobs"]["concurrency"] == 2 and health["jobs"]["queue_limit"] == 2
     assert health["jobs"]["cores_per_run"] == 1
-    assert isinstance(health["gpu"]["slots_configured"], int)
+    gpu = health["gpu"]
+    assert gpu["slots_configured"] == len(gpu["devices"]) * gpu["slots_per_device"]
+    assert 0 <= gpu["slots_in_use"] <= gpu["slots_configured"]
     assert health["limits"]["max_text_chars"] == 200
 
 
@@ -207,14 +209,12 @@ def test_bad_requests_get_clear_4xx(server, body, status, message):
 
 
 def test_malformed_and_oversized_bodies(server):
-    response = server.client.post(
-        "/api/generate_parallel", content=b'{"text": "abc', headers={"Content-Type": "application/json"}
-    )
+    json_type = {"Content-Type": "application/json"}
+    broken = b'{"text": "abc'
+    response = server.client.post("/api/generate_parallel", content=broken, headers=json_type)
     assert response.status_code == 400 and "not valid JSON" in response.json()["error"]
     big = json.dumps({"text": "а" * 5000}).encode()
-    response = server.client.post(
-        "/api/generate_parallel", content=big, headers={"Content-Type": "application/json"}
-    )
+    response = server.client.post("/api/generate_parallel", content=big, headers=json_type)
     assert response.status_code == 413 and "4096 bytes" in response.json()["error"]
     assert server.client.get("/api/jobs/nonexistent").status_code == 404
 
@@ -240,7 +240,8 @@ def test_generate_returns_playable_mp4_with_stats(server, tmp_path):
 
 
 def test_concurrent_requests_complete_without_mixing(server, tmp_path):
-    texts = {"short": ("Привет.", 1), "long": ("Добрый вечер. Сегодня в Москве тепло и ясно.", 2)}
+    long_text = "Добрый вечер. Сегодня в Москве тепло и ясно, а завтра ожидается небольшой дождь."
+    texts = {"short": ("Привет.", 1), "long": (long_text, 2)}
     results: dict[str, httpx.Response] = {}
 
     def call(name: str) -> None:

@@ -426,10 +426,13 @@ def health_report(settings: ServiceSettings, manager: JobManager) -> dict:
             for key, checkpoint in info.checkpoints.items()
         },
         "gpu": {
-            "slots_configured": manager.gpu_slots,
-            "slots_per_run": manager.gpu_per_run,
-            "jobs_on_gpu_engines": gpu_running,
-            "slots_reserved_by_running_jobs": gpu_running * manager.gpu_per_run,
+            "devices": manager.gpu.devices,
+            "slots_per_device": manager.gpu.per_device,
+            "slots_configured": manager.gpu.total,
+            "slots_in_use": manager.gpu.in_use(),
+            "note": manager.gpu.note,
+            "gpu_resource_per_run": manager.gpu_per_run,
+            "running_jobs_on_gpu_engines": gpu_running,
         },
         "jobs": {
             **manager.counts(),

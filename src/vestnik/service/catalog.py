@@ -16,8 +16,11 @@ NEURAL_LIPSYNC = "wav2lip"
 """The lip-sync engine `use_only_gan: true` asks for (the GAN-trained Wav2Lip network)."""
 FALLBACK_LIPSYNC = "procedural"
 """The engine used when the neural one is not available, and for `use_only_gan: false`."""
-WEIGHTED_ENGINES = {"tts": {"neural"}, "lipsync": {NEURAL_LIPSYNC}}
-"""Engines that cannot run without trained weights named in their settings block."""
+WEIGHTED_ENGINES = {
+    "tts": {"neural": None},
+    "lipsync": {NEURAL_LIPSYNC: ("vestnik.lipsync.wav2lip", "Wav2LipEngine")},
+}
+"""Engines that cannot run without trained weights, with the class whose DEFAULTS name them."""
 
 
 @dataclass
@@ -46,6 +49,18 @@ def resolve(path: str | Path, project_dir: Path) -> Path:
     return path if path.is_absolute() else project_dir / path
 
 
+def engine_defaults(kind: str, name: str) -> dict:
+    """The settings an engine uses when the config leaves them out (its class's DEFAULTS)."""
+    where = WEIGHTED_ENGINES[kind].get(name)
+    if where is None:
+        return {}
+    try:
+        module = importlib.import_module(where[0])
+    except ImportError:
+        return {}
+    return dict(getattr(getattr(module, where[1], None), "DEFAULTS", {}))
+
+
 def _checkpoint_keys(block: dict) -> dict[str, str]:
     return {
         key: value
@@ -60,7 +75,10 @@ def engine_info(config: dict, kind: str, name: str, project_dir: Path) -> Engine
     An engine is available when the package registers it and, for engines that need weights,
     every `checkpoint` / `*_checkpoint` path of its settings block exists.
     """
-    block = (config.get("defaults", {}).get(kind) or {}).get(name) or {}
+    block = {
+        **engine_defaults(kind, name),
+        **((config.get("defaults", {}).get(kind) or {}).get(name) or {}),
+    }
     checkpoints = {
         key: {"path": str(resolve(value, project_dir)),
               "present": resolve(value, project_dir).is_file()}
@@ -123,18 +141,43 @@ def default_avatar_name(config: dict, project_dir: Path, whitelist: dict[str, Pa
     return next((name for name, path in whitelist.items() if path == default), None)
 
 
-def configured_gpu_slots(config: dict) -> int:
-    """GPU lip-sync slots the config declares in its `gpu:` block (0 without one).
+@dataclass
+class GpuSlots:
+    """The device slots of the `gpu:` block, resolved as vestnik.slots resolves them."""
 
-    `gpu: {slots: N}` gives N directly; `gpu: {devices: [...], per_device: K}` gives
-    len(devices) * K (K defaults to 1).
+    devices: list[str]
+    keys: list[str]
+    per_device: int
+    lock_dir: Path
+    note: str
+
+    @property
+    def total(self) -> int:
+        return len(self.devices) * self.per_device
+
+    def in_use(self) -> int:
+        """Slots held right now by any process on this machine (service runs or not)."""
+        if not self.devices:
+            return 0
+        from vestnik.slots import held_slots
+
+        return len(held_slots(self.devices, self.per_device, self.lock_dir, self.keys))
+
+
+def gpu_slots(config: dict) -> GpuSlots:
+    """Resolve the `gpu:` block (devices, slots_per_device, lock_dir) to slots.
+
+    Resolving "auto" devices imports torch, so call this once at start-up; without torch or
+    CUDA there are no slots and GPU engines run on the CPU.
     """
-    block = config.get("gpu")
-    if not isinstance(block, dict):
-        return 0
-    if isinstance(block.get("slots"), int):
-        return max(0, block["slots"])
-    devices = block.get("devices")
-    count = len(devices) if isinstance(devices, list) else 0
-    per_device = block.get("per_device", block.get("instances_per_device", 1))
-    return count * per_device if isinstance(per_device, int) else count
+    from vestnik import slots
+
+    gpu = config.get("gpu") or {}
+    per_device = int(gpu.get("slots_per_device", slots.DEFAULT_SLOTS_PER_DEVICE))
+    lock_dir = Path(gpu.get("lock_dir") or slots.default_lock_dir())
+    try:
+        devices, keys = slots.cuda_devices(gpu.get("devices", "auto"))
+        note = f"{len(devices)} CUDA device(s) x {per_device} slot(s)" if devices else "no CUDA"
+    except ImportError:
+        devices, keys, note = [], [], "torch is not installed"
+    return GpuSlots(devices, keys, per_device, lock_dir, note)

@@ -27,7 +27,7 @@ import yaml
 
 from vestnik.config import load_config
 from vestnik.io import write_json, write_text
-from vestnik.service.catalog import configured_gpu_slots, resolve
+from vestnik.service.catalog import gpu_slots
 from vestnik.service.settings import ServiceSettings
 
 log = logging.getLogger("vestnik.service")
@@ -157,12 +157,12 @@ class JobManager:
     def __init__(self, settings: ServiceSettings):
         self.settings = settings
         self.base_config = load_config(settings.config_path)
-        self.gpu_slots = configured_gpu_slots(self.base_config)
-        self.concurrency = settings.concurrency or max(1, self.gpu_slots)
+        self.gpu = gpu_slots(self.base_config)
+        self.concurrency = settings.concurrency or max(1, self.gpu.total)
         self.cores_per_run = settings.cores_per_run or max(
             1, settings.cpu_cores() // self.concurrency
         )
-        self.gpu_per_run = max(1, self.gpu_slots // self.concurrency)
+        self.gpu_per_run = max(1, self.gpu.total)
         self.jobs: dict[str, Job] = {}
         self.waiting: deque[Job] = deque()
         self.running: set[str] = set()
@@ -372,9 +372,6 @@ class JobManager:
     def counts(self) -> dict[str, int]:
         finished = sum(1 for job in self.jobs.values() if job.finished is not None)
         return {"queued": len(self.waiting), "running": len(self.running), "finished": finished}
-
-    def resolve(self, path: str) -> Path:
-        return resolve(path, self.settings.project_dir)
 
 
 def summary(stats: dict) -> str:

@@ -29,8 +29,9 @@ class ServiceSettings:
     """Everything the service needs; `vestnik serve` fills it from its options.
 
     `concurrency` and `cores_per_run` of None are derived when the service starts: concurrency
-    is the number of configured GPU slots, or 1 without GPUs; each run gets an equal share of
-    the CPU cores and of the GPU slots.
+    is the number of GPU slots of the config's `gpu:` block, or 1 without GPUs, and each run gets
+    an equal share of the CPU cores. Every run may use all GPU slots (`--resources gpu=N`); the
+    slot locks of vestnik.slots decide which chunk gets which slot across runs.
     """
 
     project_dir: Path = ROOT
