@@ -1,0 +1,135 @@
+"""eSpeak NG through ctypes: audio, timings, parameters, phonemes, and speech files."""
+
+import json
+import threading
+
+import numpy as np
+import pytest
+
+from vestnik.errors import VestnikError
+from vestnik.tts import espeak
+from vestnik.tts.speech import Speech
+
+from .test_normalize import CASPIAN
+
+SENTENCE = "Протяжённость кабеля составляет 380 километров."
+
+
+@pytest.fixture(scope="module")
+def sentence() -> Speech:
+    return espeak.synthesize(SENTENCE)
+
+
+def _of(speech: Speech, kind: str) -> list[dict]:
+    return [e for e in speech.events if e["type"] == kind]
+
+
+def test_native_sample_rate_is_22050():
+    assert espeak.native_sample_rate() == 22050
+
+
+def test_sentence_gives_audible_speech_of_plausible_length(sentence):
+    assert sentence.sample_rate == 22050
+    assert sentence.samples.dtype == np.float32
+    assert 0.5 < sentence.duration < 10
+    assert np.sqrt(np.mean(sentence.samples**2)) > 0.01
+    assert np.abs(sentence.samples).max() <= 1.0
+    assert sentence.engine == "espeak"
+    assert sentence.text == "Протяжённость кабеля составляет триста восемьдесят километров."
+
+
+def test_word_and_phoneme_events_are_ordered_and_inside_the_audio(sentence):
+    words, phonemes = _of(sentence, "word"), _of(sentence, "phoneme")
+    assert [w["text"] for w in words] == sentence.text.rstrip(".").split()
+    assert len(phonemes) > 3 * len(words)
+    for series in (words, phonemes):
+        starts = [e["start"] for e in series]
+        assert starts == sorted(starts)
+        for e in series:
+            assert 0 <= e["start"] < e["end"] <= sentence.duration + 1e-6
+    for a, b in zip(phonemes, phonemes[1:], strict=False):
+        assert a["end"] <= b["start"] + 1e-6
+    assert all(p["symbol"] for p in phonemes)
+    assert any(p["symbol"].startswith("'") for p in phonemes)  # a stressed vowel
+    starts = [e["start"] for e in sentence.events]
+    assert starts == sorted(starts)
+
+
+def test_rate_changes_duration(sentence):
+    fast = espeak.synthesize(SENTENCE, rate=320)
+    assert fast.duration < 0.75 * sentence.duration
+
+
+def test_caspian_text_is_several_sentences_with_pauses():
+    speech = espeak.synthesize(CASPIAN, sentence_pause=0.3)
+    sentences = _of(speech, "sentence")
+    assert len(sentences) == 5
+    assert 15 < speech.duration < 60
+    rate = speech.sample_rate
+    for a, b in zip(sentences, sentences[1:], strict=False):
+        assert b["start"] - a["end"] == pytest.approx(0.3, abs=1e-4)
+        gap = speech.samples[int(a["end"] * rate) + 1:int(b["start"] * rate) - 1]
+        assert not np.any(gap)
+    assert speech.events[-1]["end"] <= speech.duration + 1e-6
+    assert not any(ch.isdigit() for ch in speech.text)
+
+
+def test_text_to_phonemes_gives_ipa_with_stress():
+    ipa = espeak.text_to_phonemes("молоко")
+    assert "ˈ" in ipa and "m" in ipa and "k" in ipa
+    assert espeak.text_to_phonemes("Привет, мир!").endswith("!")
+    assert "," in espeak.text_to_phonemes("Привет, мир!")
+    assert "'" in espeak.text_to_phonemes("молоко", ipa=False)
+    assert "(en)" not in espeak.text_to_phonemes("Apple")
+
+
+@pytest.mark.parametrize("text", ["", "   ", " ... — !? «» ", "\x00\x07"])
+def test_unspeakable_text_is_an_error(text):
+    with pytest.raises(VestnikError, match="nothing speakable"):
+        espeak.synthesize(text)
+
+
+@pytest.mark.parametrize(("option", "value"), [("rate", 10), ("pitch", 101), ("volume", -1)])
+def test_out_of_range_parameters_are_errors(option, value):
+    with pytest.raises(VestnikError, match=option):
+        espeak.synthesize("Привет.", **{option: value})
+
+
+def test_unknown_voice_is_an_error():
+    with pytest.raises(VestnikError, match="voice"):
+        espeak.synthesize("Привет.", voice="no-such-voice")
+
+
+def test_threads_share_the_library_safely(sentence):
+    results: list[Speech] = []
+
+    def run() -> None:
+        results.append(espeak.synthesize(SENTENCE))
+
+    threads = [threading.Thread(target=run) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(results) == 3
+    # eSpeak's pitch flutter runs on across calls, so repeats differ by a few samples only.
+    expected = [w["text"] for w in _of(sentence, "word")]
+    for r in results:
+        assert r.duration == pytest.approx(sentence.duration, rel=0.02)
+        assert [w["text"] for w in _of(r, "word")] == expected
+        assert len(_of(r, "phoneme")) == len(_of(sentence, "phoneme"))
+
+
+def test_speech_save_and_load_round_trip(sentence, tmp_path):
+    wav, meta = tmp_path / "speech.wav", tmp_path / "speech.json"
+    sentence.save(wav, meta)
+    data = json.loads(meta.read_text(encoding="utf-8"))
+    assert data["sample_rate"] == 22050
+    assert data["duration"] == pytest.approx(sentence.duration, abs=1e-5)
+    assert data["engine"] == "espeak"
+    assert {e["type"] for e in data["events"]} == {"sentence", "word", "phoneme"}
+    loaded = Speech.load(wav, meta)
+    assert loaded.sample_rate == 22050
+    assert loaded.events == sentence.events
+    assert loaded.text == sentence.text
+    np.testing.assert_allclose(loaded.samples, sentence.samples, atol=1 / 32768 + 1e-7)
