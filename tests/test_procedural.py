@@ -63,7 +63,7 @@ def phoneme_events(start: float) -> list[dict]:
         ("m", 0.08), ("'A", 0.16), ("m", 0.08), ("a#", 0.12), ("_", 0.5),
         ("p", 0.07), ("V", 0.1), ("k", 0.07), ("'A", 0.18),
     ]:  # fmt: skip
-        events.append({"type": "phoneme", "start": t, "end": t + length, "phoneme": name})
+        events.append({"type": "phoneme", "start": t, "end": t + length, "symbol": name})
         t += length
     return [{"type": "sentence", "start": start}, *events]
 

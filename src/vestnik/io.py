@@ -14,7 +14,8 @@ from pathlib import Path
 def atomic_write(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside `path`; rename it over `path` only if the block succeeds.
 
-    The temporary name keeps the suffix so tools that pick a format by extension still work.
+    The temporary name keeps the suffix so tools that pick a format by extension still work, and
+    its mode follows the umask like a plain `open()` would (mkstemp alone gives 0600).
     """
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -23,6 +24,9 @@ def atomic_write(path: str | os.PathLike) -> Iterator[Path]:
     )
     os.close(fd)
     tmp = Path(tmp_name)
+    umask = os.umask(0)
+    os.umask(umask)
+    tmp.chmod(0o666 & ~umask)
     try:
         yield tmp
         with open(tmp, "rb") as handle:

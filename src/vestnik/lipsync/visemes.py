@@ -86,7 +86,7 @@ def phoneme_openness(name: str) -> float | None:
 
 
 def _kind(event: dict) -> str:
-    return str(event.get("type") or event.get("kind") or event.get("event") or "").lower()
+    return str(event.get("type", ""))
 
 
 def has_timings(events: Iterable[dict] | None) -> bool:
@@ -95,16 +95,12 @@ def has_timings(events: Iterable[dict] | None) -> bool:
 
 
 def _start(event: dict) -> float | None:
-    value = event.get("start", event.get("time"))
+    value = event.get("start")
     return None if value is None else float(value)
 
 
 def _end(event: dict, start: float) -> float | None:
-    if event.get("end") is not None:
-        return float(event["end"])
-    if event.get("duration") is not None:
-        return start + float(event["duration"])
-    return None
+    return None if event.get("end") is None else float(event["end"])
 
 
 def _segments(events: Iterable[dict], kind: str, value_of) -> list[tuple[float, float, float]]:
@@ -130,12 +126,12 @@ def _segments(events: Iterable[dict], kind: str, value_of) -> list[tuple[float, 
 
 
 def _phoneme_value(event: dict) -> float | None:
-    name = event.get("phoneme", event.get("name", event.get("value", event.get("text"))))
+    name = event.get("symbol")
     return None if name is None else phoneme_openness(str(name))
 
 
 def _syllables(event: dict) -> float:
-    text = str(event.get("text", event.get("word", ""))).lower()
+    text = str(event.get("text", "")).lower()
     count = sum(1 for c in text if c in VOWEL_LETTERS)
     if count:
         return float(count)
@@ -205,7 +201,7 @@ def openness_from_events(
 ) -> np.ndarray:
     """Openness 0..1 (float32) for global frames [start_frame, start_frame + n_frames).
 
-    Uses phoneme events ({"type": "phoneme", "start", "end", "phoneme"}) when there are any,
+    Uses phoneme events ({"type": "phoneme", "start", "end", "symbol"}) when there are any,
     otherwise word events ({"type": "word", "start", "end", "text"}) as syllable humps; "time"
     is accepted for "start", and a missing end runs to the next event. Times are global
     seconds. `lead` shows each mouth shape slightly before its sound, as speakers do.
