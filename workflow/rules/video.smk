@@ -38,6 +38,7 @@ rule chunk_audio:
 rule lipsync:
     input:
         unpack(lambda wildcards: {"avatar": avatar_input(wildcards)}),
+        model=lipsync_model,
         audio="results/jobs/{job}/chunks/{i}.wav",
         plan="results/jobs/{job}/chunks.tsv",
         speech="results/jobs/{job}/speech.json",
@@ -84,7 +85,6 @@ rule stats:
         tts="results/jobs/{job}/benchmarks/tts.tsv",
         plan="results/jobs/{job}/benchmarks/plan.tsv",
         split=chunk_benchmarks("split"),
-        lipsync=chunk_benchmarks("lipsync"),
         merge="results/jobs/{job}/benchmarks/merge.tsv",
     output:
         "results/jobs/{job}/stats.json",

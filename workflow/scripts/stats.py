@@ -12,7 +12,6 @@ run_step(
             "tts": [inputs.tts],
             "plan": [inputs.plan],
             "split": list(inputs.split),
-            "lipsync": list(inputs.lipsync),
             "merge": [inputs.merge],
         },
         list(inputs.timings),
