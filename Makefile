@@ -1,26 +1,37 @@
 # Two entry points: `make run` renders the default jobs, `make test` runs the test suite.
+# The default engines need no PyTorch, so `make run` installs the light set only.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 CORES ?= all
-STAMP := $(VENV)/.installed
+PIP := $(BIN)/pip install --quiet $(PIP_OPTIONS)
 
-.PHONY: run test lint bench demo-train clean
+.PHONY: run test lint clean
 
-$(STAMP): pyproject.toml
+$(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e ".[torch,dev]"
-	touch $(STAMP)
 
-run: $(STAMP)
+$(VENV)/.installed-run: pyproject.toml | $(BIN)/activate
+	$(PIP) -e .
+	touch $@
+
+$(VENV)/.installed-dev: pyproject.toml | $(BIN)/activate
+	$(PIP) -e ".[torch,dev]"
+	touch $@ $(VENV)/.installed-run
+
+run: $(VENV)/.installed-run
 	$(BIN)/snakemake --profile profiles/default --cores $(CORES)
 	@echo "Videos:"; ls -1 results/jobs/*/final.mp4
 
-test: $(STAMP)
+test: $(VENV)/.installed-dev
 	$(BIN)/ruff check .
 	$(BIN)/snakemake --lint
 	$(BIN)/pytest -q
+
+lint: $(VENV)/.installed-dev
+	$(BIN)/ruff check .
+	$(BIN)/snakemake --lint
 
 clean:
 	rm -rf results logs .snakemake
