@@ -11,6 +11,9 @@ configfile: "config/config.yaml"
 validate(config, "config/schema.yaml")
 
 
+report: "workflow/report/workflow.rst"
+
+
 wildcard_constraints:
     job=r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}",
     i=r"\d+",
@@ -19,10 +22,13 @@ wildcard_constraints:
 include: "workflow/rules/common.smk"
 include: "workflow/rules/tts.smk"
 include: "workflow/rules/video.smk"
+include: "workflow/rules/report.smk"
 
 
 rule all:
     input:
         expand("results/jobs/{job}/final.mp4", job=JOBS),
         expand("results/jobs/{job}/stats.json", job=JOBS),
+        "results/report/runtime_memory.png",
+        "results/report/jobs.html",
     default_target: True

@@ -1,0 +1,237 @@
+"""Where a run's time and memory went: the rules' benchmark files as a table, a chart and HTML.
+
+Snakemake writes one benchmark TSV per job (`benchmark:` in the rules). This module finds them
+from the rules' own benchmark patterns, so a rule added later is picked up without changes here,
+and renders what `snakemake --report` shows beside the videos: a per-rule runtime and memory
+chart, a per-rule summary table and a per-job stage table from each job's stats.json.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import os
+import re
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+
+import pandas as pd
+
+from vestnik.errors import VestnikError
+from vestnik.io import atomic_write, write_text
+
+BENCHMARK_COLUMNS = ("s", "max_rss", "max_vms", "cpu_time", "mean_load")
+# `{name}` or `{name,regex}`; the regex may hold one level of `{m,n}` repetition braces.
+_WILDCARD = re.compile(r"\{\s*(\w+)\s*(?:,\s*((?:[^{}]|\{\d*(?:,\d*)?\})*?))?\s*\}")
+
+
+def _pattern_regex(pattern: str) -> re.Pattern:
+    """A benchmark pattern as a regex with one named group per wildcard.
+
+    Wildcards match within one path component unless the pattern gives its own regex
+    (`{name,regex}`); a repeated wildcard must repeat its value.
+    """
+    parts, seen, last = [], set(), 0
+    for match in _WILDCARD.finditer(pattern):
+        parts.append(re.escape(pattern[last : match.start()]))
+        name, regex = match.group(1), match.group(2)
+        if name in seen:
+            parts.append(f"(?P={name})")
+        else:
+            parts.append(f"(?P<{name}>{regex or '[^/]+'})")
+            seen.add(name)
+        last = match.end()
+    parts.append(re.escape(pattern[last:]))
+    return re.compile("".join(parts) + r"\Z")
+
+
+def _literal_length(pattern: str) -> int:
+    return len(_WILDCARD.sub("", pattern))
+
+
+def find_benchmarks(patterns: Mapping[str, str], root: str | os.PathLike = ".") -> list[dict]:
+    """Every existing benchmark file under `root`, as {rule, path, wildcards}.
+
+    `patterns` maps rule names to their `benchmark:` patterns. A file that fits several patterns
+    belongs to the most specific one (the most literal characters).
+    """
+    root = Path(root)
+    ranked = sorted(patterns.items(), key=lambda item: -_literal_length(item[1]))
+    compiled = [(rule, _pattern_regex(pattern)) for rule, pattern in ranked]
+    found: dict[str, dict] = {}
+    for _rule, pattern in ranked:
+        for path in sorted(root.glob(_WILDCARD.sub("*", pattern))):
+            rel = path.relative_to(root).as_posix()
+            if rel in found or not path.is_file():
+                continue
+            for rule, regex in compiled:
+                match = regex.match(rel)
+                if match:
+                    found[rel] = {"rule": rule, "path": rel, "wildcards": match.groupdict()}
+                    break
+    return sorted(found.values(), key=lambda r: (r["rule"], r["path"]))
+
+
+def _number(value: str) -> float:
+    try:
+        return float(value)
+    except ValueError:
+        return float("nan")
+
+
+def read_benchmarks(
+    patterns: Mapping[str, str],
+    root: str | os.PathLike = ".",
+    jobs: Iterable[str] | None = None,
+) -> pd.DataFrame:
+    """One row per benchmark file: rule, wildcards, seconds, peak RSS (MB) and friends.
+
+    Files of jobs that are no longer in the config are left out when `jobs` is given. A file with
+    several rows (a rule benchmarked with `repeat`) contributes its mean.
+    """
+    keep = set(jobs) if jobs is not None else None
+    rows = []
+    for entry in find_benchmarks(patterns, root):
+        wildcards = entry["wildcards"]
+        if keep is not None and "job" in wildcards and wildcards["job"] not in keep:
+            continue
+        path = Path(root) / entry["path"]
+        try:
+            table = pd.read_csv(path, sep="\t", dtype=str)
+        except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+            raise VestnikError(f"not a benchmark table ({exc})", path=path) from exc
+        if table.empty or "s" not in table.columns:
+            raise VestnikError("benchmark table has no 's' column or no rows", path=path)
+        row = {
+            "rule": entry["rule"],
+            "wildcards": ",".join(f"{k}={v}" for k, v in sorted(wildcards.items())),
+            "path": entry["path"],
+        }
+        for column in BENCHMARK_COLUMNS:
+            values = [_number(v) for v in table.get(column, pd.Series(dtype=str))]
+            row[column] = sum(values) / len(values) if values else float("nan")
+        rows.append(row)
+    return pd.DataFrame(rows, columns=["rule", "wildcards", "path", *BENCHMARK_COLUMNS])
+
+
+def summarize_rules(table: pd.DataFrame) -> pd.DataFrame:
+    """Per rule: job count, total, mean and max seconds, and the largest peak RSS."""
+    if table.empty:
+        return pd.DataFrame(
+            columns=["rule", "jobs", "total_s", "mean_s", "max_s", "max_rss_mb", "cpu_time_s"]
+        )
+    grouped = table.groupby("rule", sort=True)
+    summary = pd.DataFrame(
+        {
+            "jobs": grouped.size(),
+            "total_s": grouped["s"].sum(),
+            "mean_s": grouped["s"].mean(),
+            "max_s": grouped["s"].max(),
+            "max_rss_mb": grouped["max_rss"].max(),
+            "cpu_time_s": grouped["cpu_time"].sum(),
+        }
+    ).reset_index()
+    return summary.sort_values("total_s", ascending=False, ignore_index=True)
+
+
+def plot_runtime_memory(table: pd.DataFrame, out_png: str | os.PathLike) -> None:
+    """Two panels per rule: wall seconds and peak RSS of every job (dots) and their mean (bar)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rules = list(summarize_rules(table)["rule"])
+    height = 1.2 + 0.45 * max(len(rules), 1)
+    fig, axes = plt.subplots(1, 2, figsize=(11, height), sharey=True)
+    panels = (("s", "wall time per job (s)"), ("max_rss", "peak RSS per job (MB)"))
+    for ax, (column, label) in zip(axes, panels, strict=True):
+        for y, rule in enumerate(rules):
+            values = table.loc[table["rule"] == rule, column].dropna()
+            if values.empty:
+                continue
+            ax.barh(y, values.mean(), color="#9ecae1", height=0.6)
+            ax.plot(values, [y] * len(values), "o", color="#08519c", markersize=4, alpha=0.7)
+            ax.text(values.max(), y, f"  n={len(values)}", va="center", fontsize=8)
+        ax.set_xlabel(label)
+        ax.grid(axis="x", alpha=0.3)
+        ax.set_xlim(left=0)
+    axes[0].set_yticks(range(len(rules)), rules)
+    axes[0].invert_yaxis()
+    if not rules:
+        axes[0].text(0.5, 0.5, "no benchmark files yet", ha="center", transform=axes[0].transAxes)
+    fig.suptitle("Runtime and memory per rule (bar: mean, dots: jobs)")
+    fig.tight_layout()
+    with atomic_write(out_png) as tmp:
+        fig.savefig(tmp, format="png", dpi=100)
+    plt.close(fig)
+
+
+def jobs_table(stats_paths: Iterable[str | os.PathLike]) -> pd.DataFrame:
+    """One row per job from its stats.json: speech length, chunks, stage seconds, speed-up."""
+    rows = []
+    for path in stats_paths:
+        try:
+            stats = json.loads(Path(path).read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as exc:
+            raise VestnikError(f"cannot read job stats ({exc})", path=path) from exc
+        row = {
+            "job": stats["job"],
+            "engine": stats.get("engine"),
+            "speech_s": stats.get("speech_seconds"),
+            "chunks": stats.get("chunks"),
+        }
+        row.update({f"{stage}_s": value for stage, value in stats.get("seconds", {}).items()})
+        row["speedup"] = stats.get("speedup")
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _html_page(title: str, note: str, table: pd.DataFrame) -> str:
+    body = table.to_html(index=False, float_format=lambda v: f"{v:.2f}", na_rep="-", border=0)
+    return (
+        "<!DOCTYPE html>\n<html><head><meta charset='utf-8'>"
+        f"<title>{html.escape(title)}</title><style>"
+        "body{font-family:sans-serif;margin:1em}"
+        "table{border-collapse:collapse}"
+        "th,td{padding:4px 10px;border-bottom:1px solid #ddd;text-align:right}"
+        "th:first-child,td:first-child{text-align:left}"
+        "th{background:#f0f0f0}"
+        f"</style></head><body><h3>{html.escape(title)}</h3>"
+        f"<p>{html.escape(note)}</p>\n{body}\n</body></html>\n"
+    )
+
+
+def write_run_report(
+    patterns: Mapping[str, str],
+    stats_paths: Iterable[str | os.PathLike],
+    jobs: Iterable[str],
+    out_tsv: str | os.PathLike,
+    out_png: str | os.PathLike,
+    out_rules_html: str | os.PathLike,
+    out_jobs_html: str | os.PathLike,
+    root: str | os.PathLike = ".",
+) -> pd.DataFrame:
+    """All benchmark rows (TSV), the runtime/memory chart, and per-rule and per-job HTML tables."""
+    table = read_benchmarks(patterns, root, jobs)
+    with atomic_write(out_tsv) as tmp:
+        table.to_csv(tmp, sep="\t", index=False, float_format="%.4f")
+    plot_runtime_memory(table, out_png)
+    write_text(
+        out_rules_html,
+        _html_page(
+            "Benchmarks per rule",
+            f"{len(table)} benchmark files; seconds are wall time, RSS in MB.",
+            summarize_rules(table),
+        ),
+    )
+    write_text(
+        out_jobs_html,
+        _html_page(
+            "Stage seconds per job",
+            "From each job's stats.json; lipsync_parallel is the chunks' wall time, "
+            "speedup = sum of chunk times / that wall time.",
+            jobs_table(stats_paths),
+        ),
+    )
+    return table

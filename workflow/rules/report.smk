@@ -1,0 +1,38 @@
+# Run-wide tables and charts for `snakemake --report`: runtime and memory per rule, stats per job.
+
+
+rule run_report:
+    input:
+        stats=expand("results/jobs/{job}/stats.json", job=JOBS),
+    output:
+        tsv=report(
+            "results/report/benchmarks.tsv",
+            caption="../report/benchmarks_tsv.rst",
+            category="Performance",
+        ),
+        chart=report(
+            "results/report/runtime_memory.png",
+            caption="../report/runtime_memory.rst",
+            category="Performance",
+        ),
+        rules=report(
+            "results/report/rules.html",
+            caption="../report/rules_table.rst",
+            category="Performance",
+        ),
+        jobs=report(
+            "results/report/jobs.html",
+            caption="../report/jobs_table.rst",
+            category="Performance",
+        ),
+    params:
+        jobs=JOBS,
+        patterns=lambda wildcards: {
+            r.name: str(r.benchmark) for r in workflow.rules if r.benchmark
+        },
+    conda:
+        "../envs/vestnik.yaml"
+    log:
+        "logs/report/run_report.log",
+    script:
+        "../scripts/run_report.py"
