@@ -8,6 +8,7 @@ chart, a per-rule summary table and a per-job stage table from each job's stats.
 
 from __future__ import annotations
 
+import base64
 import html
 import json
 import os
@@ -199,6 +200,47 @@ def _html_page(title: str, note: str, table: pd.DataFrame) -> str:
         "th{background:#f0f0f0}"
         f"</style></head><body><h3>{html.escape(title)}</h3>"
         f"<p>{html.escape(note)}</p>\n{body}\n</body></html>\n"
+    )
+
+
+MAX_EMBED_BYTES = 20_000_000
+"""Videos larger than this stay out of the gallery (the report still offers the file)."""
+
+
+def write_media_gallery(
+    videos: Mapping[str, str | os.PathLike],
+    stats_paths: Mapping[str, str | os.PathLike],
+    out_html: str | os.PathLike,
+) -> None:
+    """One page with a player per job, so the report plays the videos instead of downloading them.
+
+    The videos are embedded as data URIs: the report shows HTML pages in a sandboxed frame that
+    cannot reach other files.
+    """
+    sections = []
+    for job, video in sorted(videos.items()):
+        data = Path(video).read_bytes()
+        stats = json.loads(Path(stats_paths[job]).read_text(encoding="utf-8"))
+        caption = (
+            f"{stats.get('speech_seconds', 0):.1f} s of speech, chunks: {stats.get('chunks')}, "
+            f"engine {stats.get('engine')}, {len(data) / 1e6:.1f} MB"
+        )
+        if len(data) > MAX_EMBED_BYTES:
+            player = "<p>Too large to embed here; open final.mp4 under Jobs.</p>"
+        else:
+            uri = "data:video/mp4;base64," + base64.b64encode(data).decode("ascii")
+            player = f"<video controls preload='auto' width='384' src='{uri}'></video>"
+        sections.append(
+            f"<div class='job'><h4>{html.escape(job)}</h4>{player}"
+            f"<p>{html.escape(caption)}</p></div>"
+        )
+    write_text(
+        out_html,
+        "<!DOCTYPE html>\n<html><head><meta charset='utf-8'><title>Videos</title><style>"
+        "body{font-family:sans-serif;margin:1em}"
+        ".job{display:inline-block;vertical-align:top;margin:0 1.5em 1.5em 0}"
+        "h4{margin:0 0 .3em}p{margin:.3em 0;color:#555;font-size:90%}"
+        "</style></head><body>\n" + "\n".join(sections) + "\n</body></html>\n",
     )
 
 

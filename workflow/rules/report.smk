@@ -4,6 +4,7 @@
 rule run_report:
     input:
         stats=expand("results/jobs/{job}/stats.json", job=JOBS),
+        videos=expand("results/jobs/{job}/final.mp4", job=JOBS),
     output:
         tsv=report(
             "results/report/benchmarks.tsv",
@@ -24,6 +25,11 @@ rule run_report:
             "results/report/jobs.html",
             caption="../report/jobs_table.rst",
             category="Performance",
+        ),
+        gallery=report(
+            "results/report/videos.html",
+            caption="../report/videos.rst",
+            category="Videos",
         ),
     params:
         jobs=JOBS,

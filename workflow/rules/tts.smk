@@ -5,7 +5,13 @@ rule tts:
     input:
         unpack(speech_inputs),
     output:
-        wav="results/jobs/{job}/speech.wav",
+        wav=report(
+            "results/jobs/{job}/speech.wav",
+            caption="../report/speech.rst",
+            category="Jobs",
+            subcategory="{job}",
+            labels={"job": "{job}", "file": "speech.wav"},
+        ),
         json="results/jobs/{job}/speech.json",
     params:
         settings=settings,

@@ -66,7 +66,13 @@ rule merge:
         videos=chunk_videos,
         speech="results/jobs/{job}/speech.wav",
     output:
-        "results/jobs/{job}/final.mp4",
+        report(
+            "results/jobs/{job}/final.mp4",
+            caption="../report/final_video.rst",
+            category="Jobs",
+            subcategory="{job}",
+            labels={"job": "{job}", "file": "final.mp4"},
+        ),
     conda:
         "../envs/vestnik.yaml"
     log:
@@ -87,7 +93,13 @@ rule stats:
         split=chunk_benchmarks("split"),
         merge="results/jobs/{job}/benchmarks/merge.tsv",
     output:
-        "results/jobs/{job}/stats.json",
+        report(
+            "results/jobs/{job}/stats.json",
+            caption="../report/job_stats.rst",
+            category="Jobs",
+            subcategory="{job}",
+            labels={"job": "{job}", "file": "stats.json"},
+        ),
     conda:
         "../envs/vestnik.yaml"
     log:

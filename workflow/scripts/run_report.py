@@ -1,18 +1,27 @@
-"""Snakemake adapter: benchmark table, runtime/memory chart and per-rule and per-job tables."""
+"""Snakemake adapter: benchmark table, runtime/memory chart, per-rule/per-job tables, videos."""
 
-from vestnik.report import write_run_report
+from vestnik.report import write_media_gallery, write_run_report
 from vestnik.runner import run_step
 
 out = snakemake.output
-run_step(
-    snakemake,
-    lambda: write_run_report(
+jobs = snakemake.params.jobs
+
+
+def build():
+    write_run_report(
         snakemake.params.patterns,
         list(snakemake.input.stats),
-        snakemake.params.jobs,
+        jobs,
         out.tsv,
         out.chart,
         out.rules,
         out.jobs,
-    ),
-)
+    )
+    write_media_gallery(
+        dict(zip(jobs, snakemake.input.videos, strict=True)),
+        dict(zip(jobs, snakemake.input.stats, strict=True)),
+        out.gallery,
+    )
+
+
+run_step(snakemake, build)

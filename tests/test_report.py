@@ -1,0 +1,169 @@
+"""Run report: benchmarks found from rule patterns, tables, chart, gallery, snakemake --report."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pandas as pd
+import pytest
+
+from vestnik.errors import VestnikError
+from vestnik.report import (
+    find_benchmarks,
+    read_benchmarks,
+    summarize_rules,
+    write_media_gallery,
+    write_run_report,
+)
+
+from .workflow_helpers import base_config, run_workflow
+
+JOB_CONSTRAINT = r"{job,[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}}"
+PATTERNS = {
+    "tts": f"results/jobs/{JOB_CONSTRAINT}/benchmarks/tts.tsv",
+    "lipsync": f"results/jobs/{JOB_CONSTRAINT}/benchmarks/lipsync_{{i,\\d+}}.tsv",
+    "any_stage": "results/jobs/{job}/benchmarks/{stage}.tsv",
+    "train": "results/models/benchmarks/vocoder_{name}_train.tsv",
+}
+HEADER = "s\th:m:s\tmax_rss\tmax_vms\tmax_uss\tmax_pss\tio_in\tio_out\tmean_load\tcpu_time\n"
+
+
+def bench(path, *rows: tuple[float, float]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lines = [f"{s}\t0:00:01\t{rss}\t{rss * 3}\t-\t-\t0\t0\t50.0\t{s / 2}\n" for s, rss in rows]
+    path.write_text(HEADER + "".join(lines), encoding="utf-8")
+
+
+@pytest.fixture
+def bench_tree(tmp_path):
+    jobs = tmp_path / "results" / "jobs"
+    bench(jobs / "a" / "benchmarks" / "tts.tsv", (2.0, 100.0))
+    bench(jobs / "b" / "benchmarks" / "tts.tsv", (4.0, 300.0))
+    bench(jobs / "a" / "benchmarks" / "lipsync_0.tsv", (1.0, 50.0))
+    bench(jobs / "a" / "benchmarks" / "lipsync_1.tsv", (3.0, 70.0), (5.0, 90.0))
+    bench(jobs / "a" / "benchmarks" / "lipsync_x.tsv", (9.0, 9.0))  # not a chunk index
+    bench(jobs / "a" / "benchmarks" / "merge.tsv", (0.5, 20.0))
+    bench(jobs / "gone" / "benchmarks" / "tts.tsv", (7.0, 7.0))  # job no longer in the config
+    bench(tmp_path / "results" / "models" / "benchmarks" / "vocoder_base_train.tsv", (60, 900))
+    return tmp_path
+
+
+def test_benchmarks_are_matched_to_the_most_specific_rule(bench_tree):
+    found = {b["path"]: (b["rule"], b["wildcards"]) for b in find_benchmarks(PATTERNS, bench_tree)}
+    assert found["results/jobs/a/benchmarks/tts.tsv"] == ("tts", {"job": "a"})
+    assert found["results/jobs/a/benchmarks/lipsync_1.tsv"] == ("lipsync", {"job": "a", "i": "1"})
+    assert found["results/jobs/a/benchmarks/lipsync_x.tsv"][0] == "any_stage"
+    assert found["results/jobs/a/benchmarks/merge.tsv"] == (
+        "any_stage", {"job": "a", "stage": "merge"}
+    )
+    assert found["results/models/benchmarks/vocoder_base_train.tsv"] == (
+        "train", {"name": "base"}
+    )
+
+
+def test_read_benchmarks_drops_old_jobs_and_averages_repeats(bench_tree):
+    table = read_benchmarks(PATTERNS, bench_tree, jobs=["a", "b"])
+    assert "gone" not in " ".join(table["path"])
+    assert len(table) == 7
+    row = table[table["path"].str.endswith("lipsync_1.tsv")].iloc[0]
+    assert (row["s"], row["max_rss"], row["wildcards"]) == (4.0, 80.0, "i=1,job=a")
+    summary = summarize_rules(table).set_index("rule")
+    assert summary.loc["tts", "jobs"] == 2 and summary.loc["tts", "total_s"] == 6.0
+    assert summary.loc["tts", "max_rss_mb"] == 300.0
+    assert summary.loc["lipsync", "max_s"] == 4.0
+    assert summary.index[0] == "train"  # sorted by total time
+
+
+def test_a_broken_benchmark_file_names_itself(tmp_path):
+    path = tmp_path / "results" / "jobs" / "a" / "benchmarks" / "tts.tsv"
+    path.parent.mkdir(parents=True)
+    path.write_text("no header here\n", encoding="utf-8")
+    with pytest.raises(VestnikError, match="tts.tsv"):
+        read_benchmarks(PATTERNS, tmp_path)
+
+
+def test_run_report_files(bench_tree):
+    stats = bench_tree / "a_stats.json"
+    stats.write_text(json.dumps({
+        "job": "a", "speech_seconds": 3.5, "chunks": 2, "engine": "procedural",
+        "seconds": {"tts": 2.0, "lipsync_parallel": 4.0, "total": 7.0}, "speedup": 1.5,
+    }), encoding="utf-8")
+    out = bench_tree / "out"
+    table = write_run_report(
+        PATTERNS, [stats], ["a", "b"], out / "b.tsv", out / "chart.png", out / "rules.html",
+        out / "jobs.html", root=bench_tree,
+    )
+    assert len(pd.read_csv(out / "b.tsv", sep="\t")) == len(table) == 7
+    assert (out / "chart.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    rules = (out / "rules.html").read_text(encoding="utf-8")
+    assert all(f"<td>{rule}</td>" in rules for rule in ("tts", "lipsync", "any_stage", "train"))
+    jobs = (out / "jobs.html").read_text(encoding="utf-8")
+    assert "<td>a</td>" in jobs and "lipsync_parallel_s" in jobs and "1.50" in jobs
+
+
+def test_gallery_embeds_each_video(tmp_path):
+    video, stats = tmp_path / "final.mp4", tmp_path / "stats.json"
+    video.write_bytes(b"\x00\x00\x00\x18ftypmp42 not a real movie")
+    stats.write_text(json.dumps({"speech_seconds": 2.0, "chunks": 1, "engine": "procedural"}))
+    write_media_gallery({"news": video}, {"news": stats}, tmp_path / "videos.html")
+    page = (tmp_path / "videos.html").read_text(encoding="utf-8")
+    assert page.count("<video") == 1 and "data:video/mp4;base64,AAAAGGZ0eXBtcDQy" in page
+    assert "<h4>news</h4>" in page
+
+
+def report_results(html: str) -> dict:
+    """The `results` object the Snakemake report embeds: one entry per report file."""
+    match = re.search(r'<script id="results">\s*var results = ', html)
+    assert match, "no results in the report"
+    return json.JSONDecoder().raw_decode(html[match.end():])[0]
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("report")
+    jobs = {
+        "news": {"text": "Добрый вечер. Сегодня в Москве тепло и солнечно.",
+                 "chunks": {"workers": 2, "min_seconds": 1.0}},
+        "hello": {"text": "Привет!"},
+    }
+    config = base_config(jobs)
+    run = run_workflow(workdir, config)
+    assert run.returncode == 0, run.stderr[-3000:]
+    built = run_workflow(workdir, config, extra=("--report", "results/report.html"))
+    assert built.returncode == 0, built.stderr[-3000:]
+    html = (workdir / "results" / "report.html").read_text(encoding="utf-8")
+    return workdir, report_results(html)
+
+
+@pytest.mark.parametrize("job", ["news", "hello"])
+def test_report_has_each_jobs_video_speech_and_stats(report, job):
+    _, results = report
+    for name, mime in (("final.mp4", "video/mp4"), ("speech.wav", "audio/x-wav"),
+                       ("stats.json", "application/json")):
+        entry = results[f"results/jobs/{job}/{name}"]
+        assert entry["mime_type"] == mime
+        assert entry["labels"] == {"job": job, "file": name}
+        assert f">{job}</tt>" in entry["caption"]
+        assert entry["data_uri"].startswith(f"data:{mime}")
+
+
+def test_report_has_runtime_chart_tables_and_gallery(report):
+    workdir, results = report
+    for name, mime, words in (
+        ("runtime_memory.png", "image/png", "Runtime and peak memory per rule"),
+        ("rules.html", "text/html", "Per-rule summary"),
+        ("jobs.html", "text/html", "Per-job stage seconds"),
+        ("benchmarks.tsv", "text/tab-separated-values", "Every benchmark file"),
+        ("videos.html", "text/html", "playable in the browser"),
+    ):
+        entry = results[f"results/report/{name}"]
+        assert entry["mime_type"] == mime
+        assert words in re.sub(r"\s+", " ", entry["caption"])
+    table = pd.read_csv(workdir / "results" / "report" / "benchmarks.tsv", sep="\t")
+    # news: tts, plan, merge + split and lipsync for 2 chunks; hello: the same with 1 chunk
+    assert len(table) == 7 + 5
+    assert set(table["rule"]) == {"tts", "plan_chunks", "chunk_audio", "lipsync", "merge"}
+    assert (table["s"] > 0).all() and (table["max_rss"] > 0).all()
+    gallery = (workdir / "results" / "report" / "videos.html").read_text(encoding="utf-8")
+    assert gallery.count("data:video/mp4;base64,") == 2
