@@ -115,6 +115,7 @@ class Wav2LipEngine:
         )
 
     def render(self, chunk: ChunkJob) -> Iterator[np.ndarray]:
+        """The chunk's frames; a device slot is held from model loading to the last frame."""
         from vestnik.lipsync.wav2lip_audio import MEL_STEPS, frame_mels, mel_start
         from vestnik.slots import device_slot
 
@@ -347,9 +348,3 @@ class _Network:
             out = out[:count].float().mul(255.0).permute(0, 2, 3, 1).cpu().numpy()
         return out
 
-
-def reset_caches() -> None:
-    """Forget cached detections and models (tests, benchmarks)."""
-    with _lock:
-        _detections.clear()
-        _models.clear()

@@ -18,10 +18,6 @@ from torch import nn
 
 from vestnik.errors import VestnikError
 
-PARAMETERS = 36_298_035
-STATE_ENTRIES = 352
-FACE_SIZE = 96
-MEL_STEPS = 16
 DP_PREFIX = "module."
 """nn.DataParallel's key prefix; the official wav2lip.pth carries it, wav2lip_gan.pth does not."""
 
