@@ -23,6 +23,8 @@ include: "workflow/rules/common.smk"
 include: "workflow/rules/tts.smk"
 include: "workflow/rules/video.smk"
 include: "workflow/rules/report.smk"
+include: "workflow/rules/data.smk"
+include: "workflow/rules/vocoder.smk"
 
 
 rule all:
@@ -32,3 +34,11 @@ rule all:
         "results/report/runtime_memory.png",
         "results/report/jobs.html",
     default_target: True
+
+
+# Training target (never part of `all`): every vocoder experiment in `vocoder.train`, trained and
+# evaluated on the validation set.
+rule train:
+    input:
+        expand("results/models/vocoder/{name}/generator.pt", name=VOCODER_TRAIN),
+        expand("results/models/vocoder/{name}/eval/metrics.json", name=VOCODER_TRAIN),

@@ -1,0 +1,145 @@
+"""Copy-synthesis evaluation: vocode validation utterances from their mels, compare with originals.
+
+Metrics per utterance: mel L1 (the training validation measure), log-spectral distance in dB,
+and, when the optional `pesq` / `pystoi` packages are installed, wide-band PESQ and STOI.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import soxr
+import torch
+
+from vestnik import media
+from vestnik.corpus import TARGET_RATE, write_tsv
+from vestnik.io import write_json
+from vestnik.mel import HOP, N_FFT, WIN, mel_spectrogram
+from vestnik.vocoder.data import load_utterance, read_split
+
+log = logging.getLogger("vestnik.vocoder")
+
+METRIC_FIELDS = ("id", "seconds", "mel_l1", "lsd_db", "pesq_wb", "stoi")
+
+
+def power_spectrogram(audio: np.ndarray) -> np.ndarray:
+    """|STFT|^2 (n_fft 1024, hop 256, Hann), shape (513, frames)."""
+    signal = torch.from_numpy(np.ascontiguousarray(audio, dtype=np.float32))
+    spec = torch.stft(signal, N_FFT, hop_length=HOP, win_length=WIN,
+                      window=torch.hann_window(WIN), center=True, return_complex=True)
+    return spec.abs().pow(2).numpy().astype(np.float64)
+
+
+def log_spectral_distance(reference: np.ndarray, estimate: np.ndarray) -> float:
+    """Mean over frames of the RMS (over frequency) difference of 10*log10 power spectra, dB."""
+    n = min(reference.size, estimate.size)
+    ref = 10 * np.log10(power_spectrogram(reference[:n]) + 1e-10)
+    est = 10 * np.log10(power_spectrogram(estimate[:n]) + 1e-10)
+    return float(np.mean(np.sqrt(np.mean((ref - est) ** 2, axis=0))))
+
+
+def perceptual_scores(reference: np.ndarray, estimate: np.ndarray) -> dict[str, float | None]:
+    """Wide-band PESQ (at 16 kHz) and STOI, or None for a package that is not installed."""
+    n = min(reference.size, estimate.size)
+    reference, estimate = reference[:n].astype(np.float64), estimate[:n].astype(np.float64)
+    scores: dict[str, float | None] = {"pesq_wb": None, "stoi": None}
+    try:
+        from pesq import pesq
+    except ImportError:
+        pesq = None
+    if pesq is not None:
+        ref16 = soxr.resample(reference, TARGET_RATE, 16000, quality="VHQ")
+        est16 = soxr.resample(estimate, TARGET_RATE, 16000, quality="VHQ")
+        try:
+            scores["pesq_wb"] = float(pesq(16000, ref16, est16, "wb"))
+        except Exception as exc:  # pesq raises its own error types for e.g. no speech found
+            log.warning("PESQ failed: %s", exc)
+    try:
+        from pystoi import stoi
+    except ImportError:
+        stoi = None
+    if stoi is not None:
+        scores["stoi"] = float(stoi(reference, estimate, TARGET_RATE, extended=False))
+    return scores
+
+
+def plot_comparison(path: Path, pairs: list[tuple[str, np.ndarray, np.ndarray]]) -> None:
+    """Original vs resynthesised log-power spectrograms, one row per utterance."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from vestnik.io import atomic_write
+
+    fig, axes = plt.subplots(len(pairs), 2, figsize=(11, 2.6 * len(pairs)), squeeze=False)
+    for row, (ident, reference, estimate) in enumerate(pairs):
+        for col, (label, audio) in enumerate((("original", reference), ("vocoded", estimate))):
+            image = 10 * np.log10(power_spectrogram(audio) + 1e-10)
+            axes[row, col].imshow(image, origin="lower", aspect="auto", vmin=-100, vmax=20,
+                                  extent=(0, audio.size / TARGET_RATE, 0, TARGET_RATE / 2000))
+            axes[row, col].set_title(f"{ident}: {label}", fontsize=9)
+            axes[row, col].set_ylabel("kHz")
+    axes[-1, 0].set_xlabel("s")
+    axes[-1, 1].set_xlabel("s")
+    fig.tight_layout()
+    with atomic_write(path) as tmp:
+        fig.savefig(tmp, dpi=80, format="png")
+    plt.close(fig)
+
+
+def evaluate_vocoder(
+    generator_path: str | os.PathLike,
+    val_tsv: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    limit: int | None = None,
+    plots: int = 3,
+    device: str = "auto",
+) -> dict[str, Any]:
+    """Resynthesise validation utterances into out_dir/wavs; write metrics.tsv/.json and a PNG."""
+    from vestnik.training import choose_device
+    from vestnik.vocoder.checkpoint import load_generator
+
+    out_dir = Path(out_dir)
+    torch_device = choose_device(device)
+    generator, meta = load_generator(generator_path, device=torch_device)
+    loss_fmax = meta.get("loss_fmax")
+    items = read_split(val_tsv)[: limit or None]
+    rows, pairs = [], []
+    for item in items:
+        audio, mel = load_utterance(item)
+        with torch.inference_mode():
+            fake = generator(torch.from_numpy(mel[None]).to(torch_device)).squeeze().cpu().numpy()
+        media.write_wav(out_dir / "wavs" / f"{item.id}.wav", fake, TARGET_RATE)
+        n = min(audio.size, fake.size)
+        with torch.inference_mode():
+            real_mel = mel_spectrogram(torch.from_numpy(audio[:n]), fmax=loss_fmax)
+            fake_mel = mel_spectrogram(torch.from_numpy(fake[:n].copy()), fmax=loss_fmax)
+        row = {
+            "id": item.id,
+            "seconds": round(n / TARGET_RATE, 3),
+            "mel_l1": float(torch.mean(torch.abs(real_mel - fake_mel))),
+            "lsd_db": log_spectral_distance(audio, fake),
+            **perceptual_scores(audio, fake),
+        }
+        rows.append(row)
+        if len(pairs) < plots:
+            pairs.append((item.id, audio[:n], fake[:n]))
+    table = [{k: (f"{v:.4f}" if isinstance(v, float) else v) for k, v in r.items()} for r in rows]
+    write_tsv(out_dir / "metrics.tsv", METRIC_FIELDS, table)
+    summary: dict[str, Any] = {
+        "generator": str(generator_path),
+        "utterances": len(rows),
+        "seconds": round(sum(r["seconds"] for r in rows), 3),
+    }
+    for key in ("mel_l1", "lsd_db", "pesq_wb", "stoi"):
+        values = [r[key] for r in rows if r[key] is not None]
+        summary[key] = round(float(np.mean(values)), 4) if values else None
+    write_json(out_dir / "metrics.json", summary)
+    plot_comparison(out_dir / "spectrograms.png", pairs)
+    log.info("evaluated %s on %d utterances: %s", generator_path, len(rows), summary)
+    return summary

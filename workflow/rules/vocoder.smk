@@ -1,0 +1,61 @@
+# HiFi-GAN experiments: one training job per `vocoder.experiments` block, then copy-synthesis
+# evaluation on the validation set. `snakemake train` builds the experiments in `vocoder.train`;
+# any other experiment is built by asking for its generator.pt.
+VOCODER = config["vocoder"]
+VOCODER_TRAIN = list(VOCODER["train"])
+
+
+rule train_vocoder:
+    input:
+        train="results/data/ruslan/train.tsv",
+        val="results/data/ruslan/val.tsv",
+    output:
+        generator="results/models/vocoder/{name}/generator.pt",
+        curves=report(
+            "results/models/vocoder/{name}/curves.png",
+            category="Vocoder",
+        ),
+    params:
+        block=lambda wildcards: VOCODER["experiments"][wildcards.name],
+        gpu=config.get("gpu"),
+    wildcard_constraints:
+        name=r"[A-Za-z0-9][A-Za-z0-9_.\-]*",
+    threads: VOCODER["threads"]
+    resources:
+        gpu=1,
+    conda:
+        "../envs/vestnik.yaml"
+    log:
+        "logs/vocoder/{name}/train.log",
+    benchmark:
+        "results/models/benchmarks/vocoder_{name}_train.tsv"
+    script:
+        "../scripts/train_vocoder.py"
+
+
+rule vocoder_eval:
+    input:
+        generator="results/models/vocoder/{name}/generator.pt",
+        val="results/data/ruslan/val.tsv",
+    output:
+        metrics="results/models/vocoder/{name}/eval/metrics.json",
+        table="results/models/vocoder/{name}/eval/metrics.tsv",
+        plot=report(
+            "results/models/vocoder/{name}/eval/spectrograms.png",
+            category="Vocoder",
+        ),
+    params:
+        limit=VOCODER["eval_items"],
+    wildcard_constraints:
+        name=r"[A-Za-z0-9][A-Za-z0-9_.\-]*",
+    threads: 1
+    resources:
+        gpu=1,
+    conda:
+        "../envs/vestnik.yaml"
+    log:
+        "logs/vocoder/{name}/eval.log",
+    benchmark:
+        "results/models/benchmarks/vocoder_{name}_eval.tsv"
+    script:
+        "../scripts/eval_vocoder.py"
