@@ -35,7 +35,8 @@ def read_text_input(kind: str, value: str, job: str) -> str:
     try:
         return path.read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:
-        raise VestnikError(f"text file is not valid UTF-8 ({exc.reason})", job=job, path=path)
+        message = f"text file is not valid UTF-8 ({exc.reason})"
+        raise VestnikError(message, job=job, path=path) from exc
 
 
 def preflight(job: str, settings: dict, kind: str, value: str) -> None:
@@ -106,8 +107,12 @@ def render_chunk(
     speech_json: str,
     out_mp4: str,
     out_timing: str,
+    gpu: dict | None = None,
 ) -> None:
-    """Render chunk `index` with the job's lip-sync engine and record when it ran."""
+    """Render chunk `index` with the job's lip-sync engine and record when it ran.
+
+    `gpu` is the config's `gpu:` block, for engines that take a device slot.
+    """
     from vestnik.avatar import load_avatar
     from vestnik.lipsync import make_engine
     from vestnik.lipsync.chunk import ChunkJob
@@ -116,7 +121,7 @@ def render_chunk(
     chunk = chunking.read_plan(plan_tsv)[index]
     speech = json.loads(Path(speech_json).read_text(encoding="utf-8"))
     avatar = load_avatar(settings["avatar"], job=job)
-    engine = make_engine(settings["lipsync"], job=job)
+    engine = make_engine(settings["lipsync"], job=job, gpu=gpu)
     work = ChunkJob(
         avatar=avatar,
         audio=media.read_audio(chunk_wav, SPEECH_RATE),

@@ -34,6 +34,14 @@ def lipsync_gpu(wildcards):
     return 1 if settings(wildcards)["lipsync"]["engine"] == "wav2lip" else 0
 
 
+def lipsync_model(wildcards):
+    """The Wav2Lip checkpoint as an input of wav2lip jobs (only if it exists; see `existing`)."""
+    lipsync = settings(wildcards)["lipsync"]
+    if lipsync["engine"] != "wav2lip":
+        return []
+    return existing(lipsync.get("wav2lip", {}).get("checkpoint"))
+
+
 def planned_chunks(wildcards):
     plan = checkpoints.plan_chunks.get(job=wildcards.job).output[0]
     from vestnik.chunks import read_plan

@@ -48,6 +48,7 @@ rule lipsync:
     params:
         settings=settings,
         fps=FPS,
+        gpu=config.get("gpu", {}),
     threads: 1
     resources:
         gpu=lipsync_gpu,

@@ -15,5 +15,6 @@ run_step(
         snakemake.input.speech,
         snakemake.output.video,
         snakemake.output.timing,
+        gpu=snakemake.params.gpu,
     ),
 )

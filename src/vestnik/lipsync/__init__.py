@@ -11,11 +11,18 @@ from vestnik.avatar import Avatar
 from vestnik.errors import VestnikError
 from vestnik.lipsync.chunk import ChunkJob
 
-ENGINES = ("procedural",)
+ENGINES = ("procedural", "wav2lip")
 
 
 class Engine(Protocol):
+    """What every engine offers; constructors take `(settings, *, job, gpu)`.
+
+    `gpu` is the top-level `gpu:` config block, used by engines that run on a device slot.
+    """
+
     device: str
+
+    def check(self, avatar: Avatar) -> None: ...
 
     def render(self, chunk: ChunkJob) -> Iterator[np.ndarray]: ...
 
@@ -25,19 +32,21 @@ def _engine_class(name: str, job: str | None):
         from vestnik.lipsync.procedural import ProceduralEngine
 
         return ProceduralEngine
+    if name == "wav2lip":
+        from vestnik.lipsync.wav2lip import Wav2LipEngine
+
+        return Wav2LipEngine
     raise VestnikError(f"unknown lip-sync engine '{name}' (known: {', '.join(ENGINES)})", job=job)
 
 
-def make_engine(lipsync_settings: dict, *, job: str | None = None) -> Engine:
+def make_engine(
+    lipsync_settings: dict, *, job: str | None = None, gpu: dict | None = None
+) -> Engine:
     """Build the engine named in `lipsync_settings["engine"]` with its own settings block."""
     name = lipsync_settings["engine"]
-    return _engine_class(name, job)(lipsync_settings.get(name, {}), job=job)
+    return _engine_class(name, job)(lipsync_settings.get(name, {}), job=job, gpu=gpu)
 
 
 def check_engine(lipsync_settings: dict, avatar: Avatar, job: str) -> None:
     """Fail early if the engine is unknown or cannot find what it needs in the avatar."""
-    from vestnik.lipsync.face import find_mouth_box
-
-    name = lipsync_settings["engine"]
-    _engine_class(name, job)
-    find_mouth_box(avatar, lipsync_settings.get(name, {}).get("mouth_box"), job=job)
+    make_engine(lipsync_settings, job=job).check(avatar)

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from vestnik.avatar import Avatar
 from vestnik.errors import VestnikError
 from vestnik.lipsync.chunk import ChunkJob
 from vestnik.lipsync.face import Box, find_mouth_box
@@ -142,7 +143,9 @@ class ProceduralEngine:
         "interior_color": [34, 32, 80],
     }
 
-    def __init__(self, settings: dict | None = None, *, job: str | None = None):
+    def __init__(
+        self, settings: dict | None = None, *, job: str | None = None, gpu: dict | None = None
+    ):
         self.job = job
         settings = dict(settings or {})
         unknown = sorted(set(settings) - set(self.DEFAULTS))
@@ -260,6 +263,10 @@ class ProceduralEngine:
         blended = warped + mouth * (fill - warped)
         out[g.y0 : g.y1, g.x0 : g.x1] = np.clip(blended + 0.5, 0, 255).astype(np.uint8)
         return out
+
+    def check(self, avatar: Avatar) -> None:
+        """Cheap check before heavy work: the mouth can be placed on this avatar."""
+        find_mouth_box(avatar, self.mouth_box, job=self.job)
 
     def render(self, chunk: ChunkJob) -> Iterator[np.ndarray]:
         """Yield chunk.n_frames BGR uint8 frames of the avatar's size, one per global frame."""
