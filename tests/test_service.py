@@ -327,3 +327,39 @@ def test_old_job_folders_are_removed_by_age(tmp_path):
     manager = JobManager(ServiceSettings(runs_dir=runs, job_ttl=3600))
     assert manager.remove_stale_folders() == [old]
     assert not old.exists() and young.exists() and foreign.exists()
+
+
+def test_use_only_gan_picks_wav2lip_only_when_its_checkpoint_exists(tmp_path):
+    from vestnik.config import load_config
+    from vestnik.service import catalog
+
+    config = load_config(ROOT / "config" / "config.yaml")
+    checkpoint = tmp_path / "wav2lip_gan.pth"
+    config["defaults"]["lipsync"]["wav2lip"] = {"checkpoint": str(checkpoint)}
+    engine, reason = catalog.gan_engine(config, ROOT)
+    assert engine == "procedural" and str(checkpoint) in reason
+    checkpoint.write_bytes(b"weights")
+    if "wav2lip" in catalog.registered_engines("lipsync"):
+        info = catalog.engine_info(config, "lipsync", "wav2lip", ROOT)
+        assert catalog.gan_engine(config, ROOT)[0] == "wav2lip"
+        assert info.pinned() == {"wav2lip": {"checkpoint": str(checkpoint)}}
+
+
+def test_run_config_has_one_job_with_absolute_paths(tmp_path):
+    from vestnik.config import job_input, job_settings, load_config
+    from vestnik.service.jobs import JobRequest, run_config
+
+    base = load_config(ROOT / "config" / "config.yaml")
+    avatar = ROOT / "resources" / "avatar.png"
+    pins = {"tts": {"neural": {"acoustic": "/models/a.pt", "vocoder": "/models/v.pt"}}}
+    request = JobRequest("Привет.", 2, "neural", "procedural", "", avatar, "avatar.png", pins=pins)
+    config = run_config(base, "job1", request, ROOT)
+    assert list(config["jobs"]) == ["job1"]
+    assert job_input(config, "job1") == ("text", "Привет.")
+    settings = job_settings(config, "job1")
+    assert settings["chunks"]["workers"] == 2
+    assert settings["tts"]["neural"]["acoustic"] == "/models/a.pt"
+    assert settings["tts"]["neural"]["length_scale"] == base["defaults"]["tts"]["neural"][
+        "length_scale"
+    ]
+    assert Path(config["defaults"]["avatar"]).is_absolute()

@@ -18,6 +18,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt
 
+from vestnik.errors import VestnikError
 from vestnik.service import catalog
 from vestnik.service.jobs import Job, JobManager, JobRequest, QueueFull
 from vestnik.service.settings import LANGUAGES, ServiceSettings
@@ -200,6 +201,12 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
         status = 400 if any(e["type"] == "json_invalid" for e in errors) else 422
         return _error_response(status, "; ".join(_validation_message(e) for e in errors))
 
+    def current_config() -> dict:
+        try:
+            return manager.base_config
+        except VestnikError as exc:
+            raise ApiError(503, f"the workflow config cannot be used: {exc}") from None
+
     def job_request(body: GenerateRequest) -> JobRequest:
         """Check a request against the limits and the catalog; raise 4xx ApiErrors."""
         text = body.text.strip()
@@ -223,17 +230,17 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
                 422, f"num_workers: must be between 1 and {settings.max_workers}, "
                 f"got {body.num_workers}"
             )
-        config = manager.base_config
+        config = current_config()
         project = settings.project_dir
         tts = body.tts_engine or config["defaults"]["tts"]["engine"]
-        _check_engine(config, "tts", tts, project)
+        tts_info = _check_engine(config, "tts", tts, project)
         if body.lipsync_engine:
             lipsync, reason = body.lipsync_engine, "chosen by the request"
-            _check_engine(config, "lipsync", lipsync, project)
         elif body.use_only_gan:
             lipsync, reason = catalog.gan_engine(config, project)
         else:
             lipsync, reason = catalog.FALLBACK_LIPSYNC, "use_only_gan is false"
+        lipsync_info = _check_engine(config, "lipsync", lipsync, project)
         whitelist = catalog.avatars(settings.avatar_dirs)
         if body.avatar is None:
             avatar = catalog.resolve(config["defaults"]["avatar"], project)
@@ -246,12 +253,15 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
         return JobRequest(
             text=text, num_workers=body.num_workers, tts_engine=tts, lipsync_engine=lipsync,
             lipsync_reason=reason, avatar=avatar, avatar_name=name, language=body.language,
+            pins={"tts": tts_info.pinned(), "lipsync": lipsync_info.pinned()},
         )
 
     def submit(body: GenerateRequest) -> Job:
         request = job_request(body)
         try:
             return manager.submit(request)
+        except VestnikError as exc:
+            raise ApiError(503, f"the workflow config cannot be used: {exc}") from None
         except QueueFull as exc:
             raise ApiError(
                 429, f"the service is busy: {exc}; retry later", headers={"Retry-After": "5"}
@@ -373,7 +383,7 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
     return app
 
 
-def _check_engine(config: dict, kind: str, name: str, project: Path) -> None:
+def _check_engine(config: dict, kind: str, name: str, project: Path) -> catalog.EngineInfo:
     known = catalog.all_engines(config, project)[kind]
     if name not in known:
         raise ApiError(
@@ -382,11 +392,16 @@ def _check_engine(config: dict, kind: str, name: str, project: Path) -> None:
     info = known[name]
     if not info.available:
         raise ApiError(422, f"{kind}_engine: '{name}' is not available: {info.reason}")
+    return info
 
 
 def health_report(settings: ServiceSettings, manager: JobManager) -> dict:
     """Everything a client or an operator needs to know before sending work."""
-    config = manager.base_config
+    try:
+        config = manager.base_config
+    except VestnikError as exc:
+        return {"status": "not ready", "problems": [f"workflow config: {exc}"],
+                "jobs": {**manager.counts(), "concurrency": manager.concurrency}}
     project = settings.project_dir
     engines = catalog.all_engines(config, project)
     whitelist = catalog.avatars(settings.avatar_dirs)

@@ -11,21 +11,20 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from vestnik.avatar import IMAGE_SUFFIXES, VIDEO_SUFFIXES
+from vestnik.errors import VestnikError
 
 NEURAL_LIPSYNC = "wav2lip"
 """The lip-sync engine `use_only_gan: true` asks for (the GAN-trained Wav2Lip network)."""
 FALLBACK_LIPSYNC = "procedural"
 """The engine used when the neural one is not available, and for `use_only_gan: false`."""
-WEIGHTED_ENGINES = {
-    "tts": {"neural": None},
-    "lipsync": {NEURAL_LIPSYNC: ("vestnik.lipsync.wav2lip", "Wav2LipEngine")},
-}
-"""Engines that cannot run without trained weights, with the class whose DEFAULTS name them."""
-
-
 @dataclass
 class EngineInfo:
-    """One engine as the service sees it: whether a request may choose it, and why not."""
+    """One engine as the service sees it: whether a request may choose it, and why not.
+
+    `checkpoints` maps each setting that names a weights file to its absolute path and
+    whether it exists; a job using the engine gets these absolute paths pinned in its
+    settings, so a run folder never looks for (or trains) models of its own.
+    """
 
     kind: str
     name: str
@@ -35,6 +34,42 @@ class EngineInfo:
 
     def as_dict(self) -> dict:
         return asdict(self)
+
+    def pinned(self) -> dict:
+        """Job settings override for this engine: its weight files as absolute paths."""
+        if not self.checkpoints:
+            return {}
+        return {self.name: {key: c["path"] for key, c in self.checkpoints.items()}}
+
+
+def _wav2lip_files(block: dict) -> dict[str, str]:
+    """Checkpoint settings of wav2lip, falling back to the engine's own defaults."""
+    try:
+        from vestnik.lipsync.wav2lip import Wav2LipEngine
+
+        block = {**Wav2LipEngine.DEFAULTS, **block}
+    except ImportError:
+        pass
+    return {
+        key: value
+        for key, value in block.items()
+        if isinstance(value, str) and (key == "checkpoint" or key.endswith("_checkpoint"))
+    }
+
+
+def _neural_tts_files(block: dict) -> dict[str, str]:
+    """The acoustic model and vocoder files that the neural engine's settings name."""
+    from vestnik.tts.neural import model_paths
+
+    acoustic, vocoder = model_paths(block)
+    return {"acoustic": acoustic, "vocoder": vocoder}
+
+
+WEIGHTED_ENGINES = {
+    "tts": {"neural": _neural_tts_files},
+    "lipsync": {NEURAL_LIPSYNC: _wav2lip_files},
+}
+"""Engines that cannot run without trained weights, and how to find the files they need."""
 
 
 def registered_engines(kind: str) -> tuple[str, ...]:
@@ -49,50 +84,36 @@ def resolve(path: str | Path, project_dir: Path) -> Path:
     return path if path.is_absolute() else project_dir / path
 
 
-def engine_defaults(kind: str, name: str) -> dict:
-    """The settings an engine uses when the config leaves them out (its class's DEFAULTS)."""
-    where = WEIGHTED_ENGINES[kind].get(name)
-    if where is None:
-        return {}
-    try:
-        module = importlib.import_module(where[0])
-    except ImportError:
-        return {}
-    return dict(getattr(getattr(module, where[1], None), "DEFAULTS", {}))
-
-
-def _checkpoint_keys(block: dict) -> dict[str, str]:
-    return {
-        key: value
-        for key, value in block.items()
-        if isinstance(value, str) and (key == "checkpoint" or key.endswith("_checkpoint"))
-    }
-
-
 def engine_info(config: dict, kind: str, name: str, project_dir: Path) -> EngineInfo:
     """Availability of engine `name` of `kind` ("tts" or "lipsync").
 
     An engine is available when the package registers it and, for engines that need weights,
-    every `checkpoint` / `*_checkpoint` path of its settings block exists.
+    every weights file its settings name exists. The service never trains: a neural TTS
+    experiment that has not been trained (`snakemake train`) leaves the engine unavailable.
     """
-    block = {
-        **engine_defaults(kind, name),
-        **((config.get("defaults", {}).get(kind) or {}).get(name) or {}),
-    }
-    checkpoints = {
-        key: {"path": str(resolve(value, project_dir)),
-              "present": resolve(value, project_dir).is_file()}
-        for key, value in _checkpoint_keys(block).items()
-    }
-    reason = None
     if name not in registered_engines(kind):
         reason = f"the {kind} engine '{name}' is not part of this installation"
-    elif name in WEIGHTED_ENGINES[kind] and not checkpoints:
-        reason = f"no checkpoint configured (defaults.{kind}.{name}.checkpoint)"
+        return EngineInfo(kind, name, False, reason, {})
+    files = WEIGHTED_ENGINES[kind].get(name)
+    if files is None:
+        return EngineInfo(kind, name, True, None, {})
+    block = (config.get("defaults", {}).get(kind) or {}).get(name) or {}
+    try:
+        named = files(block)
+    except (VestnikError, ImportError) as exc:
+        return EngineInfo(kind, name, False, str(exc), {})
+    checkpoints = {
+        key: {"path": str(resolve(value, project_dir).resolve()),
+              "present": resolve(value, project_dir).is_file()}
+        for key, value in named.items()
+    }
+    reason = None
+    if not checkpoints:
+        reason = f"no weights file configured in defaults.{kind}.{name}"
     else:
         missing = [c["path"] for c in checkpoints.values() if not c["present"]]
         if missing:
-            reason = f"checkpoint not found: {', '.join(missing)}"
+            reason = f"weights not found: {', '.join(missing)}"
     return EngineInfo(kind, name, reason is None, reason, checkpoints)
 
 
@@ -115,23 +136,22 @@ def gan_engine(config: dict, project_dir: Path) -> tuple[str, str]:
 
 
 def avatars(folders: tuple[Path, ...]) -> dict[str, Path]:
-    """The avatar whitelist: image and video files under the given folders, by request name.
+    """The avatar whitelist: image and video files directly inside the given folders.
 
-    Names are paths relative to their folder ("avatar.png", "faces/anna.jpg"); a request can
-    only pick one of these names, never give a path of its own. Hidden files and folders are
-    skipped; the first folder wins when two hold the same name.
+    A request can only pick one of these names ("avatar.png"), never give a path of its own.
+    Sub-folders are not searched (resources/ also holds models and corpora), hidden files are
+    skipped, and the first folder wins when two hold the same name.
     """
     suffixes = IMAGE_SUFFIXES | VIDEO_SUFFIXES
     found: dict[str, Path] = {}
     for folder in folders:
         if not folder.is_dir():
             continue
-        for path in sorted(folder.rglob("*")):
-            relative = path.relative_to(folder)
-            if any(part.startswith(".") for part in relative.parts):
+        for path in sorted(folder.iterdir()):
+            if path.name.startswith(".") or path.suffix.lower() not in suffixes:
                 continue
-            if path.is_file() and path.suffix.lower() in suffixes:
-                found.setdefault(relative.as_posix(), path.resolve())
+            if path.is_file():
+                found.setdefault(path.name, path.resolve())
     return found
 
 

@@ -26,6 +26,7 @@ from pathlib import Path
 import yaml
 
 from vestnik.config import load_config
+from vestnik.errors import VestnikError
 from vestnik.io import write_json, write_text
 from vestnik.service.catalog import gpu_slots
 from vestnik.service.settings import ServiceSettings
@@ -54,6 +55,8 @@ class JobRequest:
     avatar: Path
     avatar_name: str
     language: str = "ru"
+    pins: dict = field(default_factory=dict)
+    """Per kind ("tts", "lipsync"): settings pinning the engines' weight files (absolute)."""
 
 
 @dataclass
@@ -61,6 +64,7 @@ class Job:
     id: str
     request: JobRequest
     run_dir: Path
+    config: dict
     state: str = "queued"
     created: float = field(default_factory=time.time)
     started: float | None = None
@@ -115,9 +119,9 @@ def run_config(base: dict, job_id: str, request: JobRequest, project_dir: Path) 
         job_id: {
             "text": request.text,
             "avatar": str(request.avatar),
-            "tts": {"engine": request.tts_engine},
+            "tts": {"engine": request.tts_engine, **request.pins.get("tts", {})},
             "chunks": {"workers": request.num_workers},
-            "lipsync": {"engine": request.lipsync_engine},
+            "lipsync": {"engine": request.lipsync_engine, **request.pins.get("lipsync", {})},
         }
     }
     return config
@@ -156,7 +160,8 @@ class JobManager:
 
     def __init__(self, settings: ServiceSettings):
         self.settings = settings
-        self.base_config = load_config(settings.config_path)
+        self._config: dict = {}
+        self._config_stamp: int | None = None
         self.gpu = gpu_slots(self.base_config)
         self.concurrency = settings.concurrency or max(1, self.gpu.total)
         self.cores_per_run = settings.cores_per_run or max(
@@ -168,6 +173,23 @@ class JobManager:
         self.running: set[str] = set()
         self._tasks: set[asyncio.Task] = set()
         self._cleaner: asyncio.Task | None = None
+
+    @property
+    def base_config(self) -> dict:
+        """The workflow config, read again whenever its file changes.
+
+        Jobs take the config as it is when they are submitted, so a workflow update that needs
+        new config keys does not need a service restart. A broken edit raises VestnikError.
+        """
+        path = self.settings.config_path
+        try:
+            stamp = path.stat().st_mtime_ns
+        except OSError:
+            raise VestnikError("config file not found", path=path) from None
+        if stamp != self._config_stamp:
+            self._config = load_config(path)
+            self._config_stamp = stamp
+        return self._config
 
     # life cycle
 
@@ -193,14 +215,18 @@ class JobManager:
     # submitting
 
     def submit(self, request: JobRequest) -> Job:
-        """Create the job's folder and start it now, or queue it; raises QueueFull."""
+        """Create the job's folder and start it now, or queue it.
+
+        Raises QueueFull, or VestnikError when the workflow config cannot be read.
+        """
         if len(self.running) >= self.concurrency and len(self.waiting) >= self.settings.queue_size:
             raise QueueFull(
                 f"{len(self.running)} jobs running and {len(self.waiting)} waiting "
                 f"(limits {self.concurrency} and {self.settings.queue_size})"
             )
         job_id = new_job_id()
-        job = Job(job_id, request, self.settings.runs_dir / job_id)
+        config = run_config(self.base_config, job_id, request, self.settings.project_dir)
+        job = Job(job_id, request, self.settings.runs_dir / job_id, config)
         job.run_dir.mkdir(parents=True)
         write_json(job.run_dir / MARKER, self.describe(job))
         self.jobs[job_id] = job
@@ -267,9 +293,9 @@ class JobManager:
 
     async def _run(self, job: Job) -> None:
         try:
-            config = run_config(self.base_config, job.id, job.request, self.settings.project_dir)
             write_text(
-                job.run_dir / "config" / "config.yaml", yaml.safe_dump(config, allow_unicode=True)
+                job.run_dir / "config" / "config.yaml",
+                yaml.safe_dump(job.config, allow_unicode=True),
             )
             src = str(self.settings.project_dir / "src")
             path = os.environ.get("PYTHONPATH")
