@@ -6,12 +6,14 @@ Usage (from the repo root):
 Each round sends `--requests` short texts from `--clients` concurrent clients (closed loop: a
 client sends its next request when the previous answer arrives) to `vestnik serve
 --concurrency CLIENTS --cores-per-run CORES/CLIENTS`, and runs the same jobs as `--clients`
-concurrent `snakemake` processes with the same options and output handling the service uses
-(one folder, a one-job config and a log file each). Short rounds alternate the two modes so
-a change in machine load hits both alike. Reported: requests per minute, latency
-percentiles, service / direct ratios, and the service's own share of each request (latency
-minus the Snakemake run it timed itself), which shared-machine load barely moves;
-`os.getloadavg` before and after.
+concurrent `snakemake` processes with the same options and process handling the service uses
+(one folder, a one-job config and a log file each, and a session of its own: with the kernel's
+autogroup scheduling a new session gets its own CPU share against other work on the machine,
+which made runs in a shared session about 1.5 times slower on a busy machine). Short rounds
+alternate the two modes so a change in machine load hits both alike. Reported: requests per
+minute, latency percentiles, service / direct ratios, and the service's own share of each
+request (latency minus the Snakemake run it timed itself), which shared-machine load barely
+moves; `os.getloadavg` before and after.
 """
 
 from __future__ import annotations
@@ -132,7 +134,7 @@ def direct_round(workdir: Path, texts: list[str], clients: int, cores: int):
         with open(folder / "snakemake.log", "wb") as log:
             proc = subprocess.run(
                 command, cwd=folder, env=env, stdin=subprocess.DEVNULL, stdout=log,
-                stderr=subprocess.STDOUT,
+                stderr=subprocess.STDOUT, start_new_session=True,
             )
         seconds = time.perf_counter() - started
         if proc.returncode != 0:
