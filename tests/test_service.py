@@ -22,7 +22,7 @@ import pytest
 
 from vestnik import media
 from vestnik.cli import build_parser
-from vestnik.service.jobs import MARKER, JobManager
+from vestnik.service.jobs import MARKER, Job, JobManager, JobRequest
 from vestnik.service.settings import ServiceSettings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -149,6 +149,18 @@ def test_openapi_describes_the_original_api(server):
     assert props["use_only_gan"]["default"] is True
     assert body["additionalProperties"] is False
     assert paths["/api/jobs"]["post"]["responses"]["202"]
+
+    def refs(node):
+        if isinstance(node, dict):
+            yield from ([node["$ref"]] if "$ref" in node else [])
+            for value in node.values():
+                yield from refs(value)
+        elif isinstance(node, list):
+            for value in node:
+                yield from refs(value)
+
+    names = {f"#/components/schemas/{name}" for name in schema["components"]["schemas"]}
+    assert set(refs(schema)) <= names
 
 
 def test_health_reports_engines_avatars_and_limits(server):
@@ -327,6 +339,13 @@ def test_old_job_folders_are_removed_by_age(tmp_path):
     manager = JobManager(ServiceSettings(runs_dir=runs, job_ttl=3600))
     assert manager.remove_stale_folders() == [old]
     assert not old.exists() and young.exists() and foreign.exists()
+
+    request = JobRequest("Привет.", 1, "espeak", "procedural", "", ROOT, "avatar.png")
+    for name, finished in (("done", time.time() - 4000), ("recent", time.time()), ("live", None)):
+        (runs / name).mkdir()
+        manager.jobs[name] = Job(name, request, runs / name, {}, finished=finished)
+    assert manager.remove_expired() == ["done"]
+    assert sorted(manager.jobs) == ["live", "recent"] and not (runs / "done").exists()
 
 
 def test_use_only_gan_picks_wav2lip_only_when_its_checkpoint_exists(tmp_path):

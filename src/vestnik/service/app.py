@@ -298,7 +298,7 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
         200: {
             "content": {
                 "video/mp4": {},
-                "application/json": {"schema": JobStatus.model_json_schema()},
+                "application/json": {"schema": {"$ref": "#/components/schemas/JobStatus"}},
             },
             "description": f"the mp4; stats in the {STATS_HEADER} header (JSON) and the job id in "
             f"{JOB_HEADER}. With Accept: application/json, the job's status with a video_url.",

@@ -70,7 +70,10 @@ def cmd_serve(args: argparse.Namespace) -> None:
         "serving on http://%s:%d (runs in %s, config %s)",
         args.host, args.port, settings.runs_dir, settings.config_path,
     )
-    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
+    uvicorn.run(
+        app, host=args.host, port=args.port, log_level=args.log_level,
+        timeout_graceful_shutdown=10,
+    )
 
 
 def register(sub: argparse._SubParsersAction) -> None:
