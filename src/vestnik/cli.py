@@ -18,7 +18,9 @@ from vestnik.errors import VestnikError
 from vestnik.runner import setup_logging
 
 DEFAULT_CONFIG = "config/config.yaml"
-COMMAND_MODULES: tuple[str, ...] = ("vestnik.vocoder.cli",)
+COMMAND_MODULES: tuple[str, ...] = (
+    "vestnik.service.cli", "vestnik.status", "vestnik.vocoder.cli",
+)
 """Modules that add their own subcommands through a `register(subparsers)` function."""
 
 
