@@ -1,0 +1,256 @@
+"""Acoustic model: symbol table, phoneme timings, model files, overfitting, resume after SIGKILL."""
+
+import hashlib
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from vestnik.acoustic import symbols
+from vestnik.acoustic.checkpoint import export_model, load_acoustic
+from vestnik.acoustic.model import AcousticModel
+from vestnik.acoustic.synth import NeuralVoice, phoneme_events
+from vestnik.acoustic.train import train_acoustic
+from vestnik.corpus import read_tsv
+from vestnik.errors import VestnikError
+from vestnik.lipsync.visemes import VOWEL_OPEN, phoneme_openness
+from vestnik.training import CsvLog, load_state
+
+ROOT = Path(__file__).resolve().parents[1]
+SENTENCES = ROOT / "resources" / "texts" / "corpus_sentences.txt"
+TINY_MODEL = {
+    "hidden": 64, "prenet_layers": 1, "encoder_layers": 1, "ffn_hidden": 128,
+    "duration_hidden": 64, "decoder_hidden": 64, "decoder_layers": 3,
+}
+
+
+def build_corpus(folder: Path, count: int, val_size: int = 2) -> Path:
+    """A real eSpeak corpus of `count` utterances, preprocessed and split as the workflow does."""
+    from vestnik.corpus.espeak_corpus import build_espeak_corpus
+    from vestnik.corpus.manifest import scan_corpus
+    from vestnik.corpus.preprocess import CleanSettings, process_shard
+    from vestnik.corpus.split import finalize_corpus
+
+    build_espeak_corpus(SENTENCES, folder / "corpus", limit=count)
+    scan_corpus(folder / "corpus", folder / "scan.tsv", 1)
+    process_shard(folder / "corpus", folder / "scan.tsv", 0, folder / "shards" / "0",
+                  CleanSettings())
+    finalize_corpus(folder / "scan.tsv", [folder / "shards" / "0"], folder / "data",
+                    val_size=val_size, seed=1)
+    return folder / "data"
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    """Twelve utterances: ten for training, two for validation."""
+    return build_corpus(tmp_path_factory.mktemp("acoustic_corpus"), 12)
+
+
+@pytest.fixture
+def one_thread():
+    """Training runs on one thread (bitwise reproducible); the suite's setting is restored."""
+    before = torch.get_num_threads()
+    yield 1
+    torch.set_num_threads(before)
+
+
+# --- symbols -------------------------------------------------------------------------------------
+
+def test_table_is_fixed_for_its_version():
+    """Reordering or changing the table must come with a new VERSION (old models are refused)."""
+    digest = hashlib.sha256("\n".join(symbols.SYMBOLS).encode()).hexdigest()[:16]
+    assert (symbols.VERSION, len(symbols.SYMBOLS), digest) == ("ru-ipa-1", 87, "90eedc6a319c8cea")
+    assert symbols.SYMBOLS[0] == symbols.PAD and len(set(symbols.SYMBOLS)) == len(symbols.SYMBOLS)
+
+
+def test_tokenize_attaches_stress_and_palatalisation():
+    tokens = symbols.tokenize("zdrˈɑstvujtʲi! ˈja rʌsskaʒˈu, ɪ ʃʲ")
+    assert tokens.symbols == [
+        "z", "d", "r", "ˈɑ", "s", "t", "v", "u", "j", "tʲ", "i", "!",
+        "j", "ˈa", " ", "r", "ʌ", "s", "s", "k", "a", "ʒ", "ˈu", ",", "ɪ", " ", "ʃʲ",
+    ]
+    assert tokens.unknown == set()
+
+
+def test_foreign_symbols_fold_and_unknown_ones_are_dropped_with_one_warning(caplog):
+    assert symbols.tokenize("wˈɜːld θɪŋ").symbols == ["v", "ˈɵ", "l", "d", " ", "s", "ɪ", "n"]
+    tokens = symbols.tokenize("ʘaǃ ʘo")
+    assert tokens.symbols == ["a", " ", "o"] and tokens.unknown == {"ʘ", "ǃ"}
+    with caplog.at_level(logging.WARNING, logger="vestnik.acoustic"):
+        symbols.warn_unknown(tokens.unknown, "test")
+    assert len(caplog.records) == 1 and "'ʘ'" in caplog.text and "'ǃ'" in caplog.text
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("В 2026 году.", {"v", "ˈo", "."}),
+    ("Привет, world!", {"v", "ˈɵ", "l", "!", ","}),
+    ("😀 да", {"d", "ˈɑ"}),
+    ("…!!! ---", set()),
+])
+def test_text_tokens_of_awkward_texts(text, expected):
+    from vestnik.text.normalize import normalize
+
+    tokens = symbols.text_tokens(normalize(text))
+    assert expected <= set(tokens.symbols)
+    assert all(symbol in symbols.SYMBOL_ID for symbol in tokens.symbols)
+
+
+def test_every_phoneme_has_a_viseme():
+    """Lip-sync reads the IPA symbols of speech.json: vowels open by height, stress opens more."""
+    for symbol in symbols.SYMBOLS:
+        if symbols.is_phoneme(symbol):
+            assert phoneme_openness(symbol) is not None, symbol
+    for vowel in symbols.VOWELS:
+        assert vowel in VOWEL_OPEN, vowel
+        assert phoneme_openness("ˈ" + vowel) > phoneme_openness(vowel) > 0.22
+    assert phoneme_openness("p") == 0.0 and phoneme_openness("pʲ") == 0.0
+    assert phoneme_openness("_") == 0.0
+
+
+def test_phoneme_events_give_gaps_to_the_phoneme_before_and_merge_pauses():
+    frame = 256 / 22050
+    events = phoneme_events(["d", "ˈɑ", " ", "n", "ʲ", ",", "."][:6] + ["."], [2, 5, 1, 3, 0, 4, 2])
+    assert [e["symbol"] for e in events] == ["d", "ˈɑ", "n", "_"]
+    assert events[1]["end"] == pytest.approx(8 * frame, abs=1e-6)
+    assert events[2]["start"] == pytest.approx(8 * frame, abs=1e-6)
+    assert events[3]["start"] == pytest.approx(11 * frame, abs=1e-6)
+    assert events[3]["end"] == pytest.approx(17 * frame, abs=1e-6)
+
+
+# --- model files ---------------------------------------------------------------------------------
+
+def _tiny_model_file(path: Path) -> Path:
+    torch.manual_seed(0)
+    export_model(AcousticModel(len(symbols.SYMBOLS), {**_model_defaults(), **TINY_MODEL}), path)
+    return path
+
+
+def _model_defaults() -> dict:
+    from vestnik.acoustic.config import MODEL_DEFAULTS
+
+    return dict(MODEL_DEFAULTS)
+
+
+def _tiny_vocoder_file(path: Path, mel: dict | None = None) -> Path:
+    from vestnik.vocoder.checkpoint import export_generator
+    from vestnik.vocoder.config import resolve_generator
+    from vestnik.vocoder.models import Generator
+
+    torch.manual_seed(0)
+    shape = resolve_generator({"base": "v3", "upsample_initial_channel": 16})
+    generator = Generator.from_config(shape)
+    export_generator(generator, path)
+    if mel is not None:
+        data = torch.load(path, weights_only=True)
+        data["mel"] = {**data["mel"], **mel}
+        torch.save(data, path)
+    return path
+
+
+def test_model_from_another_symbol_table_is_refused(tmp_path):
+    path = _tiny_model_file(tmp_path / "model.pt")
+    data = torch.load(path, weights_only=True)
+    data["symbols"] = {"version": "ru-ipa-0", "symbols": data["symbols"]["symbols"][:-1]}
+    torch.save(data, path)
+    with pytest.raises(VestnikError, match="symbol table 'ru-ipa-0'.*retrain"):
+        load_acoustic(path)
+
+
+def test_vocoder_with_other_mel_settings_is_refused(tmp_path):
+    model = _tiny_model_file(tmp_path / "model.pt")
+    vocoder = _tiny_vocoder_file(tmp_path / "generator.pt", mel={"fmax": 11025.0, "hop": 275})
+    with pytest.raises(VestnikError, match=r"different mel settings.*fmax 8000.0 vs 11025.0"):
+        NeuralVoice(model, vocoder, "cpu")
+
+
+def test_windowed_vocoding_matches_one_pass(tmp_path):
+    """The vocoder runs window by window with context, and the seams do not show."""
+    voice = NeuralVoice(_tiny_model_file(tmp_path / "model.pt"),
+                        _tiny_vocoder_file(tmp_path / "generator.pt"), "cpu")
+    mel = np.random.default_rng(0).normal(-5.0, 2.0, size=(80, 700)).astype(np.float32)
+    windowed = voice.vocode(mel)
+    with torch.inference_mode():
+        whole = voice.vocoder(torch.from_numpy(mel)[None]).reshape(-1).clamp(-1, 1).numpy()
+    assert windowed.shape == whole.shape == (700 * 256,)
+    assert np.max(np.abs(windowed - whole)) < 1e-4
+
+
+# --- training ------------------------------------------------------------------------------------
+
+OVERFIT = {
+    "model": TINY_MODEL, "batch_size": 10, "lr": 0.005, "warmup_steps": 10, "steps": 150,
+    "log_interval": 25, "val_interval": 75, "checkpoint_interval": 75, "plots": 1,
+    "stats_items": 100, "device": "cpu",
+}
+
+
+def test_overfits_ten_utterances(corpus, tmp_path, one_thread):
+    """Ten utterances, fitted by a 190k-parameter model in 150 steps.
+
+    The bar is half the mel L1 of the best constant spectrum (each channel's median over these
+    utterances, about 1.45 log-mel units): beating it by that much needs a text-to-frame
+    alignment that puts each phoneme's spectrum where it is spoken. The free-running length
+    (predicted durations) must also land within 10% of the recordings.
+    """
+    train = corpus / "train.tsv"
+    model_path = train_acoustic("overfit", OVERFIT, train, train, tmp_path / "run", threads=1)
+    rows = [r for r in CsvLog(tmp_path / "run" / "train_log.csv", []).read() if r["val_mel_l1"]]
+    assert [int(r["step"]) for r in rows] == [75, 150]
+    final = rows[-1]
+    mels = np.concatenate([np.load(r["mel"]) for r in read_tsv(train)], axis=1)
+    constant = float(np.abs(mels - np.median(mels, axis=1, keepdims=True)).mean())
+    assert float(final["val_mel_l1"]) < 0.5 * constant
+    assert float(final["val_length_error"]) < 0.10
+    assert float(rows[-1]["val_loss"]) < float(rows[0]["val_loss"])
+    plots = sorted(p.name for p in (tmp_path / "run" / "plots" / "step_000000150").iterdir())
+    assert any(p.endswith("_alignment.png") for p in plots)
+    assert any(p.endswith("_mel.png") for p in plots)
+    assert (tmp_path / "run" / "curves.png").is_file()
+    model, meta = load_acoustic(model_path)
+    assert meta["step"] == 150 and meta["symbols"]["version"] == symbols.VERSION
+
+
+RESUME = {
+    "model": {**TINY_MODEL, "decoder_layers": 2}, "batch_size": 5, "steps": 40,
+    "warmup_steps": 5, "log_interval": 5, "val_interval": 40, "checkpoint_interval": 10,
+    "plots": 0, "stats_items": 100, "device": "cpu",
+}
+
+
+def test_resume_after_sigkill_gives_the_uninterrupted_weights(corpus, tmp_path, one_thread,
+                                                              caplog):
+    train, val = corpus / "train.tsv", corpus / "val.tsv"
+    killed = tmp_path / "killed"
+    script = (
+        "import sys; from vestnik.acoustic.train import train_acoustic; "
+        f"train_acoustic('resume', {RESUME!r}, {str(train)!r}, {str(val)!r}, {str(killed)!r}, "
+        "threads=1)"
+    )
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    proc = subprocess.Popen([sys.executable, "-c", script], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    first = killed / "checkpoints" / "step_000000010.pt"
+    deadline = time.time() + 120
+    while not first.exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    assert proc.wait() == -signal.SIGKILL, "the run ended before it could be killed"
+    assert not (killed / "model.pt").exists()
+
+    with caplog.at_level(logging.INFO, logger="vestnik.acoustic"):
+        resumed = train_acoustic("resume", RESUME, train, val, killed, threads=1)
+    assert "resumed at step" in caplog.text
+    straight = train_acoustic("resume", RESUME, train, val, tmp_path / "straight", threads=1)
+
+    a, b = load_state(resumed)["model"], load_state(straight)["model"]
+    assert a.keys() == b.keys()
+    assert all(torch.equal(a[key], b[key]) for key in a)
+    steps = [int(r["step"]) for r in CsvLog(killed / "train_log.csv", []).read() if r["loss"]]
+    assert steps == list(range(5, 41, 5))
