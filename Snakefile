@@ -42,3 +42,4 @@ rule train:
     input:
         expand("results/models/vocoder/{name}/generator.pt", name=VOCODER_TRAIN),
         expand("results/models/vocoder/{name}/eval/metrics.json", name=VOCODER_TRAIN),
+        expand("results/models/vocoder/{name}/report/validation.html", name=VOCODER_TRAIN),

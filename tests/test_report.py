@@ -17,7 +17,7 @@ from vestnik.report import (
     write_run_report,
 )
 
-from .workflow_helpers import base_config, run_workflow
+from .workflow_helpers import ROOT, base_config, run_workflow
 
 JOB_CONSTRAINT = r"{job,[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}}"
 PATTERNS = {
@@ -26,6 +26,7 @@ PATTERNS = {
     "any_stage": "results/jobs/{job}/benchmarks/{stage}.tsv",
     "train": "results/models/benchmarks/vocoder_{name}_train.tsv",
 }
+VOCODER_PAGE = "results/models/vocoder/micro/report/validation.html"
 HEADER = "s\th:m:s\tmax_rss\tmax_vms\tmax_uss\tmax_pss\tio_in\tio_out\tmean_load\tcpu_time\n"
 
 
@@ -119,8 +120,24 @@ def report_results(html: str) -> dict:
     return json.JSONDecoder().raw_decode(html[match.end():])[0]
 
 
+def micro_training(config: dict, workdir) -> None:
+    """A vocoder experiment of a few steps on a 12-sentence eSpeak corpus (about half a minute)."""
+    sentences = (ROOT / config["ruslan"]["espeak_sentences"]).read_text(encoding="utf-8")
+    corpus = workdir / "sentences.txt"
+    corpus.write_text("\n".join(sentences.splitlines()[:12]) + "\n", encoding="utf-8")
+    config["ruslan"].update({"espeak_sentences": str(corpus), "shards": 2, "val_size": 2})
+    vocoder = config["vocoder"]
+    vocoder.update({"train": ["micro"], "eval_items": 2, "threads": 1})
+    vocoder["experiments"]["micro"] = {
+        **vocoder["experiments"]["tiny"],
+        "steps": 4, "batch_size": 1, "accumulation": 1, "log_interval": 1, "val_interval": 2,
+        "sample_interval": 2, "checkpoint_interval": 2, "val_items": 2,
+    }
+
+
 @pytest.fixture(scope="module")
 def report(tmp_path_factory):
+    """Two rendered jobs and a tiny vocoder experiment, then `snakemake --report`."""
     workdir = tmp_path_factory.mktemp("report")
     jobs = {
         "news": {"text": "Добрый вечер. Сегодня в Москве тепло и солнечно.",
@@ -128,9 +145,12 @@ def report(tmp_path_factory):
         "hello": {"text": "Привет!"},
     }
     config = base_config(jobs)
-    run = run_workflow(workdir, config)
-    assert run.returncode == 0, run.stderr[-3000:]
-    built = run_workflow(workdir, config, extra=("--report", "results/report.html"))
+    micro_training(config, workdir)
+    for target in ("all", VOCODER_PAGE):
+        run = run_workflow(workdir, config, target)
+        assert run.returncode == 0, run.stderr[-3000:]
+    built = run_workflow(workdir, config, "all", VOCODER_PAGE,
+                         extra=("--report", "results/report.html"))
     assert built.returncode == 0, built.stderr[-3000:]
     html = (workdir / "results" / "report.html").read_text(encoding="utf-8")
     return workdir, report_results(html)
@@ -167,3 +187,24 @@ def test_report_has_runtime_chart_tables_and_gallery(report):
     assert (table["s"] > 0).all() and (table["max_rss"] > 0).all()
     gallery = (workdir / "results" / "report" / "videos.html").read_text(encoding="utf-8")
     assert gallery.count("data:video/mp4;base64,") == 2
+
+
+def test_report_has_the_vocoder_experiment(report):
+    workdir, results = report
+    folder = "results/models/vocoder/micro"
+    expected = {
+        f"{folder}/curves.png": ("image/png", "Training curves"),
+        f"{folder}/eval/spectrograms.png": ("image/png", "Copy-synthesis"),
+        f"{folder}/eval/metrics.tsv": ("text/tab-separated-values", "Resynthesis metrics"),
+        f"{folder}/report/train_log.csv": ("text/csv", "Training log"),
+        f"{folder}/report/validation.html": ("text/html", "validation mel L1"),
+    }
+    for path, (mime, words) in expected.items():
+        entry = results[path]
+        assert entry["mime_type"] == mime
+        assert entry["labels"]["experiment"] == "micro"
+        assert words in re.sub(r"\s+", " ", entry["caption"])
+    page = (workdir / folder / "report" / "validation.html").read_text(encoding="utf-8")
+    assert "Validation samples at step 4" in page
+    assert page.count("data:image/png;base64,") == page.count("data:audio/wav;base64,") == 2
+    assert "best " in page and "<td>pesq_wb</td>" not in page and "pesq_wb</th>" in page

@@ -277,3 +277,81 @@ def write_run_report(
         ),
     )
     return table
+
+
+def _data_uri(path: Path, mime: str) -> str:
+    return f"data:{mime};base64," + base64.b64encode(path.read_bytes()).decode("ascii")
+
+
+def _read_table(path: Path, sep: str) -> pd.DataFrame:
+    try:
+        return pd.read_csv(path, sep=sep, dtype={"id": str})
+    except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+        raise VestnikError(f"cannot read table ({exc})", path=path) from exc
+
+
+def write_experiment_page(
+    name: str, folder: str | os.PathLike, out_html: str | os.PathLike, out_log: str | os.PathLike
+) -> None:
+    """A training experiment in one page, and a copy of its train_log.csv for the report.
+
+    The page holds the resynthesis metrics of the evaluation, the validation mel L1 at every
+    validation, and the validation mel plots and audio of the last sample step, all embedded
+    (the report shows HTML pages in a frame that cannot reach other files).
+    """
+    folder = Path(folder)
+    log = _read_table(folder / "train_log.csv", ",")
+    with atomic_write(out_log) as tmp:
+        tmp.write_bytes((folder / "train_log.csv").read_bytes())
+    parts = [f"<h3>Experiment {html.escape(name)}</h3>"]
+
+    metrics_path = folder / "eval" / "metrics.json"
+    if metrics_path.is_file():
+        metrics = json.loads(metrics_path.read_text(encoding="utf-8"))
+        summary = pd.DataFrame([{k: v for k, v in metrics.items() if k != "generator"}])
+        parts.append("<h4>Resynthesis of the validation set (mean over utterances)</h4>")
+        parts.append(summary.to_html(index=False, na_rep="-", border=0))
+        table = folder / "eval" / "metrics.tsv"
+        if table.is_file():
+            parts.append("<h4>Per utterance</h4>")
+            parts.append(_read_table(table, "\t").to_html(index=False, na_rep="-", border=0))
+
+    if "val_mel_l1" in log.columns:
+        val = log.dropna(subset=["val_mel_l1"])[["step", "val_mel_l1"]]
+        best = val.loc[val["val_mel_l1"].idxmin()] if not val.empty else None
+        parts.append("<h4>Validation mel L1 by step</h4>")
+        if best is not None:
+            parts.append(
+                f"<p>best {best['val_mel_l1']:.4f} at step {int(best['step'])}; "
+                f"{int(log['step'].max())} steps logged</p>"
+            )
+        parts.append(val.to_html(index=False, float_format=lambda v: f"{v:.4f}", border=0))
+
+    steps = sorted((folder / "samples").glob("step_*")) if (folder / "samples").is_dir() else []
+    if steps:
+        last = steps[-1]
+        parts.append(
+            f"<h4>Validation samples at step {int(last.name.split('_')[-1])}</h4>"
+            "<p>Mel spectrograms (ground truth above, generated below) and generated audio.</p>"
+        )
+        for plot in sorted(last.glob("*.png")):
+            audio = plot.with_suffix(".wav")
+            player = (
+                f"<audio controls src='{_data_uri(audio, 'audio/wav')}'></audio>"
+                if audio.is_file()
+                else ""
+            )
+            parts.append(
+                f"<div class='sample'><p>{html.escape(plot.stem)}</p>"
+                f"<img src='{_data_uri(plot, 'image/png')}'><br>{player}</div>"
+            )
+    write_text(
+        out_html,
+        "<!DOCTYPE html>\n<html><head><meta charset='utf-8'>"
+        f"<title>{html.escape(name)}</title><style>"
+        "body{font-family:sans-serif;margin:1em}table{border-collapse:collapse;margin-bottom:1em}"
+        "th,td{padding:3px 9px;border-bottom:1px solid #ddd;text-align:right}th{background:#f0f0f0}"
+        ".sample{display:inline-block;vertical-align:top;margin:0 1em 1em 0}"
+        ".sample img{max-width:560px}"
+        "</style></head><body>\n" + "\n".join(parts) + "\n</body></html>\n",
+    )

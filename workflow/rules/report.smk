@@ -42,3 +42,32 @@ rule run_report:
         "logs/report/run_report.log",
     script:
         "../scripts/run_report.py"
+
+
+rule vocoder_report:
+    input:
+        generator="results/models/vocoder/{name}/generator.pt",
+        metrics="results/models/vocoder/{name}/eval/metrics.json",
+    output:
+        page=report(
+            "results/models/vocoder/{name}/report/validation.html",
+            caption="../report/vocoder_validation.rst",
+            category="Vocoder",
+            subcategory="{name}",
+            labels={"experiment": "{name}", "file": "validation.html"},
+        ),
+        log=report(
+            "results/models/vocoder/{name}/report/train_log.csv",
+            caption="../report/vocoder_train_log.rst",
+            category="Vocoder",
+            subcategory="{name}",
+            labels={"experiment": "{name}", "file": "train_log.csv"},
+        ),
+    wildcard_constraints:
+        name=r"[A-Za-z0-9][A-Za-z0-9_.\-]*",
+    conda:
+        "../envs/vestnik.yaml"
+    log:
+        "logs/vocoder/{name}/report.log",
+    script:
+        "../scripts/vocoder_report.py"

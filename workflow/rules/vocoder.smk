@@ -13,7 +13,10 @@ rule train_vocoder:
         generator="results/models/vocoder/{name}/generator.pt",
         curves=report(
             "results/models/vocoder/{name}/curves.png",
+            caption="../report/vocoder_curves.rst",
             category="Vocoder",
+            subcategory="{name}",
+            labels={"experiment": "{name}", "file": "curves.png"},
         ),
     params:
         block=lambda wildcards: VOCODER["experiments"][wildcards.name],
@@ -39,10 +42,19 @@ rule vocoder_eval:
         val="results/data/ruslan/val.tsv",
     output:
         metrics="results/models/vocoder/{name}/eval/metrics.json",
-        table="results/models/vocoder/{name}/eval/metrics.tsv",
+        table=report(
+            "results/models/vocoder/{name}/eval/metrics.tsv",
+            caption="../report/vocoder_metrics.rst",
+            category="Vocoder",
+            subcategory="{name}",
+            labels={"experiment": "{name}", "file": "metrics.tsv"},
+        ),
         plot=report(
             "results/models/vocoder/{name}/eval/spectrograms.png",
+            caption="../report/vocoder_spectrograms.rst",
             category="Vocoder",
+            subcategory="{name}",
+            labels={"experiment": "{name}", "file": "spectrograms.png"},
         ),
     params:
         limit=VOCODER["eval_items"],
