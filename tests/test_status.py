@@ -119,3 +119,35 @@ def test_cli_reports_a_missing_config(tmp_path):
     )
     assert proc.returncode == 1
     assert "config.yaml" in proc.stderr and "not found" in proc.stderr
+
+
+def rule_blocks() -> dict[str, str]:
+    """Every rule and checkpoint of the workflow with the text of its block."""
+    blocks = {}
+    for path in [ROOT / "Snakefile", *sorted((ROOT / "workflow" / "rules").glob("*.smk"))]:
+        text = path.read_text(encoding="utf-8")
+        for block in re.split(r"^(?=(?:rule|checkpoint) \w+:)", text, flags=re.M):
+            match = re.match(r"(?:rule|checkpoint) (\w+):", block)
+            if match:
+                blocks[match.group(1)] = block
+    return blocks
+
+
+def test_every_rule_that_runs_code_logs_under_logs():
+    blocks = rule_blocks()
+    assert {"tts", "lipsync", "merge", "run_report", "train_vocoder"} <= set(blocks)
+    for rule, block in blocks.items():
+        if not re.search(r"^    (script|shell|run|wrapper|notebook):", block, re.M):
+            continue
+        log = re.search(r'^    log:\n\s+(?:\w+=)?"([^"]+)"', block, re.M)
+        assert log and log.group(1).startswith("logs/"), f"rule {rule} has no log under logs/"
+
+
+def test_a_rendered_job_left_one_log_per_rule(workdir):
+    folder, _ = workdir
+    logs = {p.name for p in (folder / "logs" / "jobs" / "hi").glob("*.log")}
+    assert logs == {
+        "tts.log", "plan_chunks.log", "chunk_audio_0.log", "lipsync_0.log", "merge.log",
+        "stats.log",
+    }
+    assert "INFO vestnik" in (folder / "logs" / "jobs" / "hi" / "tts.log").read_text()
