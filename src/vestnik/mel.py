@@ -98,10 +98,13 @@ def mel_spectrogram(audio: torch.Tensor, fmax: float | None = FMAX) -> torch.Ten
     squeeze = audio.dim() == 1
     if squeeze:
         audio = audio.unsqueeze(0)
+    pad = (N_FFT - HOP) // 2
+    if audio.shape[-1] <= pad:
+        raise ValueError(f"audio of {audio.shape[-1]} samples is too short for mel features "
+                         f"(reflect padding needs more than {pad})")
     device = audio.device
     with torch.autocast(device.type, enabled=False):
         audio = audio.float()
-        pad = (N_FFT - HOP) // 2
         padded = F.pad(audio.unsqueeze(1), (pad, pad), mode="reflect").squeeze(1)
         spec = torch.stft(
             padded,

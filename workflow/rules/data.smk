@@ -10,7 +10,7 @@ CORPUS_SHARDS = list(range(RUSLAN["shards"]))
 
 rule espeak_corpus:
     input:
-        "resources/texts/corpus_sentences.txt",
+        RUSLAN["espeak_sentences"],
     output:
         metadata="results/data/espeak_corpus/metadata_RUSLAN_22200.csv",
         wavs=directory("results/data/espeak_corpus/ruslan_dataset"),

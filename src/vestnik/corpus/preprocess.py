@@ -53,8 +53,9 @@ def trim_silence(samples: np.ndarray, rate: int, top_db: float, margin: float) -
     level = 20 * np.log10(np.maximum(rms, 1e-10) / max(rms.max(), 1e-10))
     loud = np.flatnonzero(level > -top_db)
     pad = int(round(margin * rate))
-    start = max(0, loud[0] * hop - pad)
-    end = min(samples.size, loud[-1] * hop + frame + pad)
+    centre = (frame - hop) // 2  # each frame stands for the hop-long stretch at its centre
+    start = max(0, loud[0] * hop + centre - pad)
+    end = min(samples.size, loud[-1] * hop + centre + hop + pad)
     return samples[start:end]
 
 

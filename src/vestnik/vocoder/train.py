@@ -73,10 +73,12 @@ class VocoderRun:
         self.sched_g = torch.optim.lr_scheduler.ExponentialLR(self.optim_g, config["lr_decay"])
         self.sched_d = torch.optim.lr_scheduler.ExponentialLR(self.optim_d, config["lr_decay"])
 
-    def state(self, step: int, epoch: int, best: Mapping[str, Any] | None) -> dict[str, Any]:
+    def state(self, step: int, epoch: int, best: Mapping[str, Any] | None,
+              window: Mapping[str, Any]) -> dict[str, Any]:
         return {
             "step": step,
             "epoch": epoch,
+            "window": dict(window),
             "generator": self.generator.state_dict(),
             "mpd": self.mpd.state_dict(),
             "msd": self.msd.state_dict(),
@@ -256,9 +258,10 @@ def _train(name: str, config: dict, key: str, resumable: bool, device: torch.dev
     csv_log = training.CsvLog(out_dir / "train_log.csv", LOG_FIELDS)
 
     state = checkpoints.load_latest(device) if resumable else None
+    window: dict[str, Any] = {"steps": 0, "sums": {}}
     if state is not None:
         run.restore(state)
-        step, best = state["step"], state["best"]
+        step, best, window = state["step"], state["best"], state["window"]
         _sync_best(checkpoints, run, state)
         log.info("%s: resumed at step %d (epoch %d) on %s", name, step, state["epoch"], device)
     else:
@@ -278,7 +281,7 @@ def _train(name: str, config: dict, key: str, resumable: bool, device: torch.dev
     accumulation = config["accumulation"]
     total_steps = config["steps"]
     bar = training.progress(total_steps, step, f"vocoder {name}")
-    window_start, window_steps, sums = time.time(), 0, {}
+    window_start, timed_steps = time.time(), 0
     try:
         while step < total_steps:
             micro = [
@@ -291,19 +294,21 @@ def _train(name: str, config: dict, key: str, resumable: bool, device: torch.dev
             epoch = (step * accumulation) // batches.per_epoch
             for _ in range(epoch - previous_epoch):
                 run.end_epoch()
-            window_steps += 1
+            timed_steps += 1
+            window["steps"] += 1
             for k, v in metrics.items():
-                sums[k] = sums.get(k, 0.0) + v
+                window["sums"][k] = window["sums"].get(k, 0.0) + v
             bar.update(1)
             bar.set_postfix(mel=f"{metrics['mel_l1']:.3f}", refresh=False)
             if step % config["log_interval"] == 0 or step == total_steps:
                 elapsed = time.time() - window_start
                 csv_log.append({
                     "step": step, "epoch": epoch, "lr": run.optim_g.param_groups[0]["lr"],
-                    **{k: v / window_steps for k, v in sums.items()},
-                    "steps_per_s": window_steps / max(elapsed, 1e-9), "time": round(time.time()),
+                    **{k: v / window["steps"] for k, v in window["sums"].items()},
+                    "steps_per_s": timed_steps / max(elapsed, 1e-9), "time": round(time.time()),
                 })
-                window_start, window_steps, sums = time.time(), 0, {}
+                window = {"steps": 0, "sums": {}}
+                window_start, timed_steps = time.time(), 0
             validate = step % config["val_interval"] == 0 or step == total_steps
             if validate:
                 sample = step % config["sample_interval"] == 0 or step == total_steps
@@ -316,7 +321,7 @@ def _train(name: str, config: dict, key: str, resumable: bool, device: torch.dev
                 log.info("%s: step %d, val mel L1 %.4f (best %.4f at %d)",
                          name, step, val, best["metric"], best["step"])
             if validate or step % config["checkpoint_interval"] == 0:
-                state = run.state(step, epoch, best)
+                state = run.state(step, epoch, best, window)
                 checkpoints.save(step, state)
                 _sync_best(checkpoints, run, state)
                 training.plot_curves(out_dir / "train_log.csv", out_dir / "curves.png",

@@ -1,0 +1,220 @@
+"""HiFi-GAN training on the eSpeak corpus: learning, resume after SIGKILL, restarts, CLI, eval."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+torch = pytest.importorskip("torch")
+
+from vestnik.cli import main as cli_main  # noqa: E402
+from vestnik.corpus.espeak_corpus import build_espeak_corpus  # noqa: E402
+from vestnik.corpus.manifest import scan_corpus  # noqa: E402
+from vestnik.corpus.preprocess import CleanSettings, process_shard  # noqa: E402
+from vestnik.corpus.split import finalize_corpus  # noqa: E402
+from vestnik.training import CsvLog  # noqa: E402
+from vestnik.vocoder.evaluate import evaluate_vocoder  # noqa: E402
+from vestnik.vocoder.train import train_vocoder  # noqa: E402
+
+from .workflow_helpers import ROOT, base_config, run_workflow  # noqa: E402
+
+SENTENCES = ROOT / "resources" / "texts" / "corpus_sentences.txt"
+TINY = {
+    "generator": {"base": "v3", "upsample_initial_channel": 32},
+    "discriminator_width": 0.0625,
+    "segment": 2048,
+    "batch_size": 2,
+    "accumulation": 1,
+    "lr_generator": 2e-3,
+    "lr_discriminator": 2e-3,
+    "log_interval": 5,
+    "val_items": 4,
+    "samples": 1,
+}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    """30 eSpeak utterances, preprocessed: (train.tsv, val.tsv)."""
+    base = tmp_path_factory.mktemp("corpus")
+    lines = SENTENCES.read_text(encoding="utf-8").splitlines()[:30]
+    (base / "sentences.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    build_espeak_corpus(base / "sentences.txt", base / "ruslan")
+    scan_corpus(base / "ruslan", base / "data" / "scan.tsv", 1)
+    process_shard(base / "ruslan", base / "data" / "scan.tsv", 0, base / "data" / "shards" / "0",
+                  CleanSettings())
+    finalize_corpus(base / "data" / "scan.tsv", [base / "data" / "shards" / "0"], base / "data",
+                    4, 1234)
+    return str(base / "data" / "train.tsv"), str(base / "data" / "val.tsv")
+
+
+def val_curve(folder):
+    rows = CsvLog(folder / "train_log.csv", []).read()
+    return {int(r["step"]): float(r["val_mel_l1"]) for r in rows if r["val_mel_l1"]}
+
+
+def test_short_training_lowers_validation_mel_l1(tmp_path, corpus):
+    block = {**TINY, "steps": 60, "val_interval": 20, "sample_interval": 60,
+             "checkpoint_interval": 20, "keep_last": 2}
+    out = tmp_path / "tiny"
+    generator = train_vocoder("tiny", block, *corpus, out, threads=1)
+    curve = val_curve(out)
+    assert sorted(curve) == [0, 20, 40, 60]
+    assert min(curve[40], curve[60]) < 0.8 * curve[0], curve
+
+    assert generator == out / "generator.pt"
+    exported = torch.load(generator, weights_only=True)
+    assert not any(k.endswith("weight_g") for k in exported["generator"])
+    assert exported["val_mel_l1"] == pytest.approx(min(curve[s] for s in (20, 40, 60)))
+    assert exported["step"] == min((20, 40, 60), key=curve.get)
+    steps = sorted(p.name for p in (out / "checkpoints").glob("step_*.pt"))
+    assert steps == ["step_000000040.pt", "step_000000060.pt"]
+    assert (out / "checkpoints" / "best.pt").is_file()
+    assert (out / "curves.png").stat().st_size > 0
+    sample = out / "samples" / "step_000000060"
+    assert sorted(p.suffix for p in sample.iterdir()) == [".png", ".wav"]
+
+    metrics = evaluate_vocoder(generator, corpus[1], tmp_path / "eval")
+    assert metrics["utterances"] == 4 and metrics["mel_l1"] == pytest.approx(
+        exported["val_mel_l1"], rel=0.02)
+    assert metrics["lsd_db"] > 0
+    for key in ("pesq_wb", "stoi"):
+        assert metrics[key] is None or isinstance(metrics[key], float)
+    assert (tmp_path / "eval" / "spectrograms.png").is_file()
+    assert len(list((tmp_path / "eval" / "wavs").glob("*.wav"))) == 4
+
+    wav_in = tmp_path / "in.wav"
+    audio = np.sin(np.linspace(0, 3000, 22050)).astype(np.float32) * 0.3
+    sf.write(wav_in, audio, 22050, subtype="PCM_16")
+    mel_in = tmp_path / "in.npy"
+    np.save(mel_in, np.full((80, 40), -5.0, dtype=np.float32))
+    for source, samples in ((wav_in, 22050 // 256 * 256), (mel_in, 40 * 256)):
+        out_wav = tmp_path / f"{source.stem}_out.wav"
+        assert cli_main(["vocode", str(source), "--generator", str(generator),
+                         "--out", str(out_wav), "--device", "cpu"]) == 0
+        info = sf.info(str(out_wav))
+        assert (info.samplerate, info.frames) == (22050, samples)
+    assert cli_main(["vocode", str(mel_in), "--generator", str(tmp_path / "none.pt"),
+                     "--out", str(tmp_path / "x.wav")]) == 1
+
+
+RESUME = {**TINY, "batch_size": 1, "accumulation": 2, "steps": 12, "val_interval": 6,
+          "checkpoint_interval": 4, "sample_interval": 12, "export": "last"}
+
+
+def _train_in_subprocess(out, corpus, log) -> subprocess.Popen:
+    code = (
+        "import json, sys; from vestnik.runner import setup_logging; "
+        "from vestnik.vocoder.train import train_vocoder; setup_logging(sys.argv[5]); "
+        "train_vocoder('r', json.loads(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4], "
+        "threads=1)"
+    )
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    return subprocess.Popen(
+        [sys.executable, "-c", code, json.dumps(RESUME), *corpus, str(out), str(log)],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+
+
+def test_resume_after_sigkill_matches_an_uninterrupted_run(tmp_path, corpus):
+    logs = {name: tmp_path / f"{name}.log" for name in ("straight", "victim", "resumed")}
+    straight = _train_in_subprocess(tmp_path / "straight", corpus, logs["straight"])
+    killed_dir = tmp_path / "killed"
+    victim = _train_in_subprocess(killed_dir, corpus, logs["victim"])
+    deadline = time.time() + 300
+    while not list((killed_dir / "checkpoints").glob("step_*.pt")):
+        assert victim.poll() is None, logs["victim"].read_text()[-2000:]
+        assert time.time() < deadline
+        time.sleep(0.05)
+    victim.send_signal(signal.SIGKILL)
+    victim.wait()
+    assert not (killed_dir / "generator.pt").exists()
+    killed_at = max(int(p.stem.split("_")[1]) for p in (killed_dir / "checkpoints").glob("step_*"))
+    assert killed_at < 12
+
+    resumed = _train_in_subprocess(killed_dir, corpus, logs["resumed"])
+    assert resumed.wait(timeout=300) == 0, logs["resumed"].read_text()[-2000:]
+    assert straight.wait(timeout=300) == 0, logs["straight"].read_text()[-2000:]
+    assert f"resumed at step {killed_at}" in logs["resumed"].read_text()
+
+    final_a = torch.load(tmp_path / "straight" / "checkpoints" / "step_000000012.pt",
+                         weights_only=True)
+    final_b = torch.load(killed_dir / "checkpoints" / "step_000000012.pt", weights_only=True)
+    assert final_a["step"] == final_b["step"] == 12
+    for part in ("generator", "mpd", "msd"):
+        for key, value in final_a[part].items():
+            assert torch.equal(value, final_b[part][key]), (part, key)
+    assert final_a["optim_g"]["state"][0]["step"] == final_b["optim_g"]["state"][0]["step"]
+
+    def losses(folder):
+        rows = CsvLog(folder / "train_log.csv", []).read()
+        return [(r["step"], r["loss_g"], r["mel_l1"], r["val_mel_l1"]) for r in rows]
+
+    assert losses(killed_dir) == losses(tmp_path / "straight")
+    gen_a = torch.load(tmp_path / "straight" / "generator.pt", weights_only=True)["generator"]
+    gen_b = torch.load(killed_dir / "generator.pt", weights_only=True)["generator"]
+    assert all(torch.equal(gen_a[k], gen_b[k]) for k in gen_a)
+
+
+def test_changed_config_starts_fresh_and_longer_runs_resume(tmp_path, corpus):
+    block = {**TINY, "steps": 2, "val_interval": 2, "checkpoint_interval": 2, "val_items": 1}
+    out = tmp_path / "exp"
+    train_vocoder("exp", block, *corpus, out, threads=1)
+    first_hash = json.loads((out / "experiment.json").read_text())["hash"]
+
+    train_vocoder("exp", {**block, "steps": 4}, *corpus, out, threads=1)
+    assert json.loads((out / "experiment.json").read_text())["hash"] == first_hash
+    assert sorted(val_curve(out)) == [0, 2, 4]
+    assert not (out / "superseded").exists()
+
+    train_vocoder("exp", {**block, "steps": 4, "lr_generator": 1e-3}, *corpus, out, threads=1)
+    new_hash = json.loads((out / "experiment.json").read_text())["hash"]
+    assert new_hash != first_hash
+    old = out / "superseded" / first_hash
+    assert (old / "checkpoints" / "step_000000004.pt").is_file()
+    assert (old / "generator.pt").is_file()
+    assert sorted(val_curve(out)) == [0, 2, 4]  # a fresh log, not the old one continued
+    assert json.loads((old / "experiment.json").read_text())["config"]["lr_generator"] == 2e-3
+
+
+def test_experiments_train_side_by_side_through_snakemake(tmp_path):
+    """Two experiments under --resources gpu=2, corpus built by the workflow; `all` trains none."""
+    config = base_config({"greeting": {"text": "Привет."}})
+    sentences = tmp_path / "sentences.txt"
+    sentences.write_text("\n".join(SENTENCES.read_text(encoding="utf-8").splitlines()[:12]),
+                         encoding="utf-8")
+    config["ruslan"].update(espeak_sentences=str(sentences), shards=2, val_size=2)
+    quick = {**TINY, "steps": 3, "val_interval": 3, "checkpoint_interval": 3, "val_items": 1}
+    config["vocoder"].update(train=["a", "b"], experiments={"a": quick, "b": {**quick, "seed": 5}})
+
+    dry = run_workflow(tmp_path, config, extra=("-n",))
+    assert dry.returncode == 0, dry.stderr[-2000:]
+    assert "train_vocoder" not in dry.stdout + dry.stderr
+
+    targets = [f"results/models/vocoder/{name}/eval/metrics.json" for name in ("a", "b")]
+    result = run_workflow(tmp_path, config, *targets, cores=2,
+                          extra=("--resources", "gpu=2", "--nocolor"))
+    assert result.returncode == 0, result.stderr[-3000:]
+    for name in ("a", "b"):
+        folder = tmp_path / "results" / "models" / "vocoder" / name
+        assert (folder / "generator.pt").is_file()
+        metrics = json.loads((folder / "eval" / "metrics.json").read_text())
+        assert metrics["utterances"] == 2
+        log = (tmp_path / "logs" / "vocoder" / name / "train.log").read_text()
+        assert "step/s" in log or "s/step" in log  # tqdm progress with rate and ETA
+    manifest = (tmp_path / "results" / "data" / "ruslan" / "manifest.tsv").read_text()
+    assert manifest.count("\tok\t") == 12
