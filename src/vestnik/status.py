@@ -217,12 +217,14 @@ def collect_status(
         targets = [path for paths in experiments.values() for path in paths]
         exp_rows, exp_error = run_summary(workdir, config_path, snakefile, targets)
         data = _under(exp_rows, DATA_ROOT)
-        if data:
-            units.append(classify("data", "training data", data, workdir / "logs" / "data",
+        if exp_error:
+            units.append(Unit("data", "corpus", "missing", f"cannot plan: {exp_error}"))
+        elif data:
+            units.append(classify("data", "corpus", data, workdir / "logs" / "data",
                                   workdir))
         for name in experiments:
             if exp_error:
-                units.append(Unit("experiment", name, "missing", f"cannot plan: {exp_error}"))
+                units.append(Unit("experiment", name, "missing", "cannot plan (see above)"))
                 continue
             block, exp = name.split("/", 1)
             mine = _under(exp_rows, f"{EXPERIMENT_ROOT}/{block}/{exp}/")
