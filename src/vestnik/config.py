@@ -41,6 +41,19 @@ def load_config(path: str | os.PathLike) -> dict:
     return config
 
 
+def sort_keys(value: object) -> object:
+    """A copy of `value` with every mapping's keys in sorted order.
+
+    Snakemake compares a rule's params with the last run's as text, so a config whose keys were
+    merely reordered would otherwise rerun every job.
+    """
+    if isinstance(value, dict):
+        return {key: sort_keys(value[key]) for key in sorted(value, key=str)}
+    if isinstance(value, list):
+        return [sort_keys(item) for item in value]
+    return value
+
+
 def deep_merge(base: dict, override: dict) -> dict:
     """Return `base` updated recursively by `override` (neither is modified)."""
     merged = copy.deepcopy(base)

@@ -2,12 +2,25 @@
 
 from __future__ import annotations
 
+import errno
+import fnmatch
 import json
+import logging
 import os
+import re
+import resource
+import shutil
 import tempfile
-from collections.abc import Iterator
+import time
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+from vestnik.errors import VestnikError
+
+DISK_FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EFBIG, errno.EDQUOT})
+LOW_SPACE_BYTES = 1024**2
+"""A write that fails with less than this free beside its file is reported as a full disk."""
 
 
 @contextmanager
@@ -28,12 +41,87 @@ def atomic_write(path: str | os.PathLike) -> Iterator[Path]:
     os.umask(umask)
     tmp.chmod(0o666 & ~umask)
     try:
-        yield tmp
-        with open(tmp, "rb") as handle:
-            os.fsync(handle.fileno())
+        try:
+            yield tmp
+            with open(tmp, "rb") as handle:
+                os.fsync(handle.fileno())
+        except VestnikError:
+            raise
+        except Exception as exc:
+            reason = disk_full_reason(exc, tmp)
+            if reason:
+                raise VestnikError(
+                    f"could not write the file: {reason} ({type(exc).__name__}: {exc}); "
+                    "free some space and run again",
+                    path=target,
+                ) from exc
+            raise
+        pause_point(target.name)
         os.replace(tmp, target)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def disk_full_reason(exc: BaseException, written: Path | None = None) -> str | None:
+    """Why a write failed for lack of room, or None when it failed for another reason.
+
+    Libraries report a full disk differently (OSError 28, libsndfile's "system error", torch's
+    "unexpected pos"), so besides the errno chain the free space beside `written` and the
+    process's file-size limit are checked.
+    """
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, OSError) and seen.errno in DISK_FULL_ERRNOS:
+            return os.strerror(seen.errno)
+        seen = seen.__cause__ or seen.__context__
+    if written is None:
+        return None
+    try:
+        if shutil.disk_usage(written.parent).free < LOW_SPACE_BYTES:
+            return os.strerror(errno.ENOSPC)
+        limit = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
+        if limit != resource.RLIM_INFINITY and written.stat().st_size >= limit:
+            return os.strerror(errno.EFBIG)
+    except OSError:
+        return None
+    return None
+
+
+def temp_name_pattern(path: str | os.PathLike) -> re.Pattern[str]:
+    """Names `atomic_write` gives the temporary files of `path` (mkstemp's 8 random chars)."""
+    target = Path(path)
+    return re.compile(
+        rf"\.{re.escape(target.stem)}\.[A-Za-z0-9_]{{8}}\.tmp{re.escape(target.suffix)}"
+    )
+
+
+def remove_stale_temps(paths: Iterable[str | os.PathLike]) -> list[Path]:
+    """Delete temporary files that a killed writer of `paths` left behind; return them.
+
+    Call this only where no other process can be writing the same outputs (a Snakemake job
+    owns its outputs while it runs).
+    """
+    removed = []
+    for path in paths:
+        target = Path(path)
+        if not target.parent.is_dir():
+            continue
+        pattern = temp_name_pattern(target)
+        for entry in target.parent.iterdir():
+            if pattern.fullmatch(entry.name) and entry.is_file():
+                entry.unlink(missing_ok=True)
+                removed.append(entry)
+    return removed
+
+
+def pause_point(name: str) -> None:
+    """Test hook, inert unless VESTNIK_PAUSE_AT is set: a file whose name matches that glob
+    pattern waits here, complete but not yet renamed, so a test can kill the run at a known
+    moment. The pause is logged, and lasts VESTNIK_PAUSE_SECONDS (default 600)."""
+    pattern = os.environ.get("VESTNIK_PAUSE_AT")
+    if pattern and fnmatch.fnmatch(name, pattern):
+        logging.getLogger("vestnik").warning("VESTNIK_PAUSE_AT: pausing before writing %s", name)
+        time.sleep(float(os.environ.get("VESTNIK_PAUSE_SECONDS", "600")))
 
 
 def write_text(path: str | os.PathLike, text: str) -> None:

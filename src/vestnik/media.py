@@ -6,10 +6,12 @@ is used, so a pip-only install is complete.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import re
 import shutil
+import signal
 import subprocess
 import tempfile
 from pathlib import Path
@@ -31,7 +33,7 @@ VIDEO_CODEC_ARGS = {
     "tune": "stillimage",
     "bf": 0,
 }
-"""Fixed encoder settings: every chunk is encoded alike, so chunks concatenate without re-encoding."""
+"""Fixed encoder settings: every chunk is encoded alike, so chunks join without re-encoding."""
 
 
 @functools.cache
@@ -85,6 +87,26 @@ def read_audio(path: str | os.PathLike, sample_rate: int) -> np.ndarray:
     if samples.size == 0:
         raise VestnikError("audio file holds no samples", path=path)
     return samples
+
+
+def audio_duration(path: str | os.PathLike) -> float | None:
+    """Seconds of audio in a file, from its header (nothing is decoded); None if unknown.
+
+    libsndfile reads the header of wav/flac/ogg/mp3 whatever the extension says; other formats
+    are asked of ffmpeg, which also goes by content.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise VestnikError("audio file not found", path=path)
+    if path.stat().st_size == 0:
+        raise VestnikError("audio file is empty (0 bytes)", path=path)
+    try:
+        info = sf.info(path)
+        if info.samplerate > 0 and info.frames > 0:
+            return info.frames / info.samplerate
+    except (sf.LibsndfileError, RuntimeError):
+        pass
+    return probe(path, count_frames=False)["duration"]
 
 
 def write_wav(path: str | os.PathLike, samples: np.ndarray, sample_rate: int) -> None:
@@ -170,9 +192,12 @@ class FrameWriter:
             format="mp4",
             **VIDEO_CODEC_ARGS,
         )
-        self._proc = ffmpeg.run_async(
-            stream.overwrite_output(), cmd=ffmpeg_exe(), pipe_stdin=True, pipe_stderr=True,
-            quiet=True,
+        # ffmpeg's report goes to a file, not a pipe: nobody reads a pipe while frames are
+        # written, and a full one (64 KiB, minutes of progress lines) would stall the encoder.
+        self._stderr = tempfile.TemporaryFile()  # noqa: SIM115 (closed in __exit__)
+        self._proc = subprocess.Popen(
+            ffmpeg.compile(stream.overwrite_output(), cmd=ffmpeg_exe()),
+            stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=self._stderr,
         )
 
     def write(self, frame: np.ndarray) -> None:
@@ -180,6 +205,12 @@ class FrameWriter:
             raise ValueError(f"expected a {self.height}x{self.width} BGR uint8 frame")
         self._proc.stdin.write(np.ascontiguousarray(frame).tobytes())
         self.frames += 1
+
+    def _report(self) -> str:
+        self._stderr.seek(0)
+        text = self._stderr.read().decode("utf-8", "replace")
+        self._stderr.close()
+        return text
 
     def __enter__(self) -> FrameWriter:
         return self
@@ -190,13 +221,25 @@ class FrameWriter:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        self._proc.stdin.close()
-        stderr = self._proc.stderr.read().decode("utf-8", "replace")
+        with contextlib.suppress(BrokenPipeError):  # the encoder died; its report says why
+            self._proc.stdin.close()
         code = self._proc.wait()
-        if exc_type is None and code != 0:
-            error = VestnikError(f"ffmpeg failed to encode: {stderr.strip()[-500:]}", path=self.path)
+        stderr = self._report()
+        if code != 0 and (exc_type is None or issubclass(exc_type, BrokenPipeError)):
+            lines = [line.strip() for line in stderr.splitlines() if line.strip()]
+            errors = [line for line in lines if "rror" in line or "No space" in line]
+            detail = " | ".join((errors or lines)[-3:])
+            if code < 0:
+                detail += f" (ffmpeg killed by {signal.Signals(-code).name})"
+            message = f"ffmpeg failed to encode: {detail}"
+            if "No space left" in stderr or code == -signal.SIGXFSZ:
+                message = (
+                    "could not write the file: the disk is full or the file is over the size "
+                    f"limit ({detail}); free some space and run again"
+                )
+            error = VestnikError(message, path=self.path)
             self._atomic.__exit__(VestnikError, error, None)
-            raise error
+            raise error from exc
         self._atomic.__exit__(exc_type, exc, tb)
 
 
@@ -208,7 +251,8 @@ def concat_with_audio(
     Muxing the full speech instead of per-chunk audio means there is no audio seam.
     """
     out = Path(out)
-    with atomic_write(out) as tmp, tempfile.TemporaryDirectory(dir=out.parent) as scratch:
+    listing_dir = tempfile.TemporaryDirectory(prefix="vestnik-concat-")  # not left in results/
+    with atomic_write(out) as tmp, listing_dir as scratch:
         listing = Path(scratch) / "chunks.txt"
         listing.write_text("".join(_concat_line(v) for v in videos), encoding="utf-8")
         video = ffmpeg.input(str(listing), format="concat", safe=0)

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 from vestnik.errors import VestnikError
+from vestnik.io import remove_stale_temps
 
 
 def setup_logging(log_path: str | None = None) -> None:
@@ -26,6 +27,11 @@ def setup_logging(log_path: str | None = None) -> None:
 def run_step(smk: Any, step: Callable[[], object]) -> None:
     """Run one step inside a Snakemake job; a VestnikError exits 1 with only its message."""
     setup_logging(smk.log[0] if smk.log else None)
+    removed = remove_stale_temps(smk.output)
+    if removed:
+        logging.getLogger("vestnik").info(
+            "removed temporary files left by a killed run: %s", [str(p) for p in removed]
+        )
     try:
         step()
     except VestnikError as exc:

@@ -216,11 +216,17 @@ def device_slot(gpu: dict | None, *, job: str | None = None) -> Iterator[str]:
     """Hold a slot of the `gpu:` config block for the duration of the block; yield the device.
 
     Without CUDA (or with `devices: []`) the work runs on the CPU, with a warning, and no slot
-    is taken.
+    is taken; with `require: true` it fails instead.
     """
     gpu = gpu or {}
     devices, keys = cuda_devices(gpu.get("devices", "auto"), job=job)
     if not devices:
+        if gpu.get("require"):
+            raise VestnikError(
+                "gpu.require is true but no CUDA device is visible; run on a machine with a "
+                "GPU, or set gpu.require: false to run on the CPU",
+                job=job,
+            )
         log.warning("no CUDA device available: running on the CPU (slow)")
         yield "cpu"
         return

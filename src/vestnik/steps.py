@@ -22,7 +22,52 @@ from vestnik.errors import VestnikError
 from vestnik.io import write_json
 
 SPEECH_RATE = 22050
+LIMITS = {"max_text_chars": 50_000, "max_speech_seconds": 3600.0}
+"""Defaults of the `limits` settings: about 50 minutes of speech at eSpeak's default rate, and
+an hour of speech; larger jobs take hours and gigabytes, so they are refused unless raised."""
 log = logging.getLogger("vestnik")
+
+
+def job_limits(settings: dict) -> dict:
+    """The job's `limits` block over the defaults."""
+    return {**LIMITS, **(settings.get("limits") or {})}
+
+
+def _check_text_size(text: str, limit: int, job: str, path: str | None) -> None:
+    if len(text) > limit:
+        raise VestnikError(
+            f"the text has {len(text):,} characters, more than limits.max_text_chars "
+            f"({limit:,}); split it into several jobs or raise the limit",
+            job=job,
+            path=path,
+        )
+
+
+def _check_speech_length(seconds: float | None, limit: float, job: str, path: object) -> None:
+    if seconds is not None and seconds > limit:
+        raise VestnikError(
+            f"the speech lasts {seconds:,.0f} s ({seconds / 3600:.2f} h), longer than "
+            f"limits.max_speech_seconds ({limit:,.0f} s); cut it into several jobs or raise "
+            "the limit",
+            job=job,
+            path=path,
+        )
+
+
+def _warn_foreign_script(text: str, job: str) -> None:
+    """Warn when most letters are neither Cyrillic nor Latin: the Russian voice spells them."""
+    import unicodedata
+
+    letters = [ch for ch in text if ch.isalpha()]
+    foreign = [
+        ch for ch in letters if not unicodedata.name(ch, "").startswith(("CYRILLIC", "LATIN"))
+    ]
+    if letters and len(foreign) * 2 > len(letters):
+        log.warning(
+            "job %s: %d of %d letters are neither Cyrillic nor Latin (e.g. %r); the Russian "
+            "voice reads them as character names",
+            job, len(foreign), len(letters), "".join(foreign[:5]),
+        )
 
 
 def read_text_input(kind: str, value: str, job: str) -> str:
@@ -46,17 +91,35 @@ def preflight(job: str, settings: dict, kind: str, value: str) -> None:
     from vestnik.text.normalize import has_speakable
 
     check_settings(settings, job)
+    limits = job_limits(settings)
     avatar = load_avatar(settings["avatar"], job=job)
     check_engine(settings["lipsync"], avatar, job)
     if kind == "audio":
         if not Path(value).is_file():
             raise VestnikError("audio file not found", job=job, path=value)
+        try:
+            seconds = media.audio_duration(value)
+        except VestnikError as exc:
+            raise VestnikError(str(exc), job=job) from exc
+        _check_speech_length(seconds, limits["max_speech_seconds"], job, value)
         return
+    path = value if kind == "text_file" else None
+    size = Path(path).stat().st_size if path and Path(path).is_file() else 0
+    if size > 4 * limits["max_text_chars"]:  # UTF-8 needs at most 4 bytes a character
+        raise VestnikError(
+            f"the text file has {size:,} bytes, more than limits.max_text_chars "
+            f"({limits['max_text_chars']:,} characters) can hold; split it into several jobs "
+            "or raise the limit",
+            job=job,
+            path=path,
+        )
     text = read_text_input(kind, value, job)
+    _check_text_size(text, limits["max_text_chars"], job, path)
     if not text.strip():
         raise VestnikError("the text is empty", job=job)
     if not has_speakable(text):
         raise VestnikError("the text has nothing speakable (no letters or numbers)", job=job)
+    _warn_foreign_script(text, job)
 
 
 def synthesize_job(
@@ -77,6 +140,9 @@ def synthesize_job(
         speech = Speech(samples, SPEECH_RATE, [], "", "recording")
     else:
         speech = synthesize(read_text_input(kind, value, job), settings["tts"], job=job)
+        _check_speech_length(
+            speech.duration, job_limits(settings)["max_speech_seconds"], job, None
+        )
     log.info("job %s: %.2f s of speech (%s)", job, speech.duration, speech.engine)
     speech.save(out_wav, out_json)
 
@@ -154,9 +220,24 @@ def render_chunk(
     )
 
 
-def merge_job(chunk_videos: list[str], speech_wav: str, out_mp4: str) -> None:
-    """Concatenate chunk videos (no re-encoding) and mux the whole speech once."""
+def merge_job(
+    chunk_videos: list[str],
+    speech_wav: str,
+    out_mp4: str,
+    out_provenance: str | None = None,
+    record: tuple[dict, list[str], list[str]] | None = None,
+) -> None:
+    """Concatenate chunk videos (no re-encoding) and mux the whole speech once.
+
+    With `out_provenance`, a provenance record is written beside the video: `record` is the
+    job's (config block, input files, model files), see vestnik.provenance.
+    """
     media.concat_with_audio([Path(p) for p in chunk_videos], speech_wav, out_mp4)
+    if out_provenance:
+        from vestnik.provenance import write_provenance
+
+        block, inputs, models = record or ({}, [], [])
+        write_provenance(out_provenance, block, [*inputs, speech_wav], models, [out_mp4])
 
 
 def _benchmark_seconds(path: str | os.PathLike) -> float:

@@ -1,4 +1,5 @@
 # Chunk plan, per-chunk audio and video (in parallel), merged video and stats.
+from vestnik.provenance import job_provenance_inputs
 
 
 checkpoint plan_chunks:
@@ -67,13 +68,16 @@ rule merge:
         videos=chunk_videos,
         speech="results/jobs/{job}/speech.wav",
     output:
-        report(
+        video=report(
             "results/jobs/{job}/final.mp4",
             caption="../report/final_video.rst",
             category="Jobs",
             subcategory="{job}",
             labels={"job": "{job}", "file": "final.mp4"},
         ),
+        provenance="results/jobs/{job}/provenance.json",
+    params:
+        record=lambda wildcards: job_provenance_inputs(config, wildcards.job),
     conda:
         "../envs/vestnik.yaml"
     log:

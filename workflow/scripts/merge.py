@@ -5,5 +5,11 @@ from vestnik.steps import merge_job
 
 run_step(
     snakemake,
-    lambda: merge_job(list(snakemake.input.videos), snakemake.input.speech, snakemake.output[0]),
+    lambda: merge_job(
+        list(snakemake.input.videos),
+        snakemake.input.speech,
+        snakemake.output.video,
+        snakemake.output.provenance,
+        snakemake.params.record,
+    ),
 )

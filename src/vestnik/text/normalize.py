@@ -852,23 +852,30 @@ _STOP_RE = re.compile(r"[.!?…]+[)\]»\"”]*(?=\s|$)")
 _CLAUSE_RE = re.compile(r"[,;:]+(?=\s)")
 
 
+_NEXT_CHAR_RE = re.compile(r"\s*(\S?)")
+_LAST_WORD_RE = re.compile(r"([^\W\d_][\w-]*|\d+)$")
+_LOOK_BACK = 80
+"""Characters before a stop searched for its word: a window keeps splitting linear in length."""
+
+
 def _is_break(text: str, m: re.Match[str]) -> bool:
     """A stop ends a sentence unless it closes an initial or an abbreviation mid-sentence."""
     if not m.group(0).startswith("."):
         return True
-    nxt = re.match(r"\s*(\S?)", text[m.end():])
+    nxt = _NEXT_CHAR_RE.match(text, m.end())
     next_char = nxt.group(1) if nxt else ""
     if not next_char:
         return True
     if next_char.islower() or next_char in ",;:":
         return False
-    word = re.search(r"([^\W\d_][\w-]*|\d+)$", text[:m.start()])
+    head = text[max(0, m.start() - _LOOK_BACK):m.start()]
+    word = _LAST_WORD_RE.search(head)
     if not word:
         return True
     token = word.group(1)
     if len(token) == 1 and token.isupper():
         return False  # an initial: "А. С. Пушкин"
-    before = text[:word.start()].rstrip()
+    before = head[:word.start()].rstrip()
     if _fold(token) in ("г", "гг") and before[-1:].isdigit():
         return True  # "в 2026 г. Затем" ends a sentence
     return _fold(token) not in _NO_BREAK_ABBR
