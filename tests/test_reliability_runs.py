@@ -1,0 +1,381 @@
+"""Killed, repeated and concurrent workflow runs lose nothing and leave no file that looks done.
+
+One clean reference run (in a folder whose path has spaces and Cyrillic letters) is compared
+with a run that is SIGKILLed three times (during TTS, during chunk rendering, and while the
+merged video waits to be renamed into place) and with a run that overlaps a second snakemake on
+the same folder: every final file must come out identical to the reference.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+import soundfile as sf
+
+from vestnik import media
+from vestnik.chunks import total_frames
+from vestnik.io import temp_name_pattern
+from vestnik.provenance import config_hash, sha256_file
+
+from .workflow_helpers import AVATAR, ROOT, SNAKEMAKE, base_config, run_workflow
+
+JOBS = ("a", "b")
+TARGETS = tuple(
+    f"results/jobs/{job}/{name}"
+    for job in JOBS
+    for name in ("final.mp4", "stats.json", "provenance.json")
+)
+FPS = 25
+
+
+def job_config(workdir: Path) -> dict:
+    """Two one-sentence jobs; job b reads a text file and an avatar with Cyrillic names."""
+    text_file = workdir / "новости дня.txt"
+    text_file.write_text("Добрый вечер. Новостей пока нет.\n", encoding="utf-8")
+    avatar = workdir / "лицо ведущего.png"
+    shutil.copyfile(AVATAR, avatar)
+    return base_config(
+        {
+            "a": {
+                "text": "Здравствуйте! Сегодня хорошая погода, и мы идём гулять.",
+                "chunks": {"workers": 2, "min_seconds": 1.0},
+            },
+            "b": {"text_file": str(text_file), "avatar": str(avatar)},
+        }
+    )
+
+
+def new_workdir(tmp_path_factory, name: str) -> Path:
+    workdir = tmp_path_factory.mktemp(name) / "папка с пробелами" / "рабочая папка"
+    workdir.mkdir(parents=True)
+    return workdir
+
+
+# ------------------------------------------------------------------------------------------------
+# A snakemake run whose whole process tree can be killed at a chosen moment.
+
+
+def _proc_table() -> dict[int, tuple[int, int]]:
+    """pid -> (parent pid, session id) of every live (not zombie) process, from /proc."""
+    table = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if fields[0] not in ("Z", "X"):
+            table[int(stat.parent.name)] = (int(fields[1]), int(fields[3]))
+    return table
+
+
+def process_tree(pid: int) -> set[int]:
+    """`pid`, its descendants, and every process of its session."""
+    table = _proc_table()
+    tree, todo = {pid}, [pid]
+    while todo:
+        parent = todo.pop()
+        for child, (ppid, _) in table.items():
+            if ppid == parent and child not in tree:
+                tree.add(child)
+                todo.append(child)
+    return tree | {p for p, (_, session) in table.items() if session == pid}
+
+
+class Run:
+    """snakemake in its own session, output to a file (a pipe could fill up and stall it)."""
+
+    def __init__(self, workdir: Path, config: dict, *targets: str, env: dict | None = None,
+                 extra: tuple[str, ...] = ()):
+        (workdir / "config").mkdir(parents=True, exist_ok=True)
+        (workdir / "config" / "config.yaml").write_text(
+            json.dumps(config, ensure_ascii=False), encoding="utf-8"
+        )
+        self.workdir = workdir
+        self.output = tempfile.TemporaryFile()  # noqa: SIM115 (read back after the run)
+        args = [
+            str(SNAKEMAKE), "--snakefile", str(ROOT / "Snakefile"), "--directory", str(workdir),
+            "--profile", str(ROOT / "profiles" / "default"), "--cores", "2", "--nocolor",
+            *extra, *targets,
+        ]
+        environment = {**os.environ, "PYTHONPATH": str(ROOT / "src"), **(env or {})}
+        self.proc = subprocess.Popen(
+            args, stdout=self.output, stderr=subprocess.STDOUT, env=environment,
+            start_new_session=True,
+        )
+
+    def text(self) -> str:
+        self.output.seek(0)
+        return self.output.read().decode("utf-8", "replace")
+
+    def wait_for(self, condition, what: str, timeout: float = 240) -> None:
+        """Poll `condition()` every 20 ms; fail if the run ends first or time runs out."""
+        deadline = time.monotonic() + timeout
+        while not condition():
+            assert self.proc.poll() is None, f"run ended before {what}:\n{self.text()[-3000:]}"
+            assert time.monotonic() < deadline, f"no {what} after {timeout} s"
+            time.sleep(0.02)
+
+    def kill(self) -> None:
+        """SIGKILL the whole tree (snakemake, job scripts, ffmpeg) until nothing is left."""
+        for _ in range(50):
+            alive = process_tree(self.proc.pid) - {os.getpid()}
+            alive = {p for p in alive if p != self.proc.pid or self.proc.poll() is None}
+            if not alive:
+                break
+            for pid in sorted(alive):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+            time.sleep(0.05)
+            self.proc.poll()
+        self.proc.wait(timeout=30)
+        assert process_tree(self.proc.pid) <= {self.proc.pid}
+
+    def finish(self, timeout: float = 600) -> int:
+        return self.proc.wait(timeout=timeout)
+
+
+def reverse_keys(value: object) -> object:
+    """`value` with every mapping's keys in reverse order."""
+    if isinstance(value, dict):
+        return {key: reverse_keys(value[key]) for key in reversed(list(value))}
+    if isinstance(value, list):
+        return [reverse_keys(item) for item in value]
+    return value
+
+
+def temp_files(folder: Path) -> list[Path]:
+    """Temporary files of atomic writes anywhere under `folder`."""
+    return [p for p in folder.rglob(".*.tmp*") if p.is_file()]
+
+
+def planned_jobs(text: str, wildcard: str = "job") -> set[str]:
+    """The `{wildcard}` values of the jobs a snakemake (dry) run lists."""
+    return set(re.findall(rf"wildcards: (?:.*, )?{wildcard}=([^\s,]+)", text))
+
+
+# ------------------------------------------------------------------------------------------------
+# What a good result is.
+
+
+def decoded_digest(path: Path, stream: str) -> str:
+    """SHA-256 of a file's decoded video frames (BGR) or audio samples (16-bit)."""
+    if stream == "video":
+        fmt = ["-map", "0:v:0", "-f", "rawvideo", "-pix_fmt", "bgr24"]
+    else:
+        fmt = ["-map", "0:a:0", "-f", "s16le", "-ac", "1"]
+    proc = subprocess.run(
+        [media.ffmpeg_exe(), "-v", "error", "-nostdin", "-i", str(path), *fmt, "-"],
+        capture_output=True, check=True,
+    )
+    assert proc.stdout
+    return hashlib.sha256(proc.stdout).hexdigest()
+
+
+def check_job(workdir: Path, job: str) -> dict:
+    """A job's final video is complete and matches its speech; return comparable digests."""
+    folder = workdir / "results" / "jobs" / job
+    speech = sf.info(folder / "speech.wav")
+    info = media.probe(folder / "final.mp4")
+    assert info["video_frames"] == total_frames(speech.frames, speech.samplerate, FPS)
+    assert abs(info["duration"] - speech.duration) <= 1 / FPS
+    stats = json.loads((folder / "stats.json").read_text(encoding="utf-8"))
+    record = json.loads((folder / "provenance.json").read_text(encoding="utf-8"))
+    assert record["config_sha256"] == config_hash(record["config"])
+    assert record["outputs"] == [
+        {
+            "path": f"results/jobs/{job}/final.mp4",
+            "bytes": (folder / "final.mp4").stat().st_size,
+            "sha256": sha256_file(folder / "final.mp4"),
+        }
+    ]
+    for entry in record["inputs"]:
+        path = Path(entry["path"]) if Path(entry["path"]).is_absolute() else workdir / entry["path"]
+        assert entry["sha256"] == sha256_file(path)
+    return {
+        "speech": sha256_file(folder / "speech.wav"),
+        "frames": decoded_digest(folder / "final.mp4", "video"),
+        "audio": decoded_digest(folder / "final.mp4", "audio"),
+        "chunks": stats["chunks"],
+        "inputs": sorted(e["sha256"] for e in record["inputs"]),
+    }
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    """A clean, uninterrupted run: (workdir, config, digests per job)."""
+    workdir = new_workdir(tmp_path_factory, "reference")
+    config = job_config(workdir)
+    result = run_workflow(workdir, config, *TARGETS)
+    assert result.returncode == 0, result.stderr[-4000:]
+    return workdir, config, {job: check_job(workdir, job) for job in JOBS}
+
+
+def test_reference_run_in_a_path_with_spaces_and_cyrillic(reference):
+    workdir, config, digests = reference
+    assert " " in str(workdir) and "папка" in str(workdir)
+    assert digests["a"]["chunks"] == 2
+    record = json.loads((workdir / "results/jobs/b/provenance.json").read_text(encoding="utf-8"))
+    assert record["config"]["input"] == {"text_file": config["jobs"]["b"]["text_file"]}
+    recorded = {Path(e["path"]).name for e in record["inputs"]}
+    assert recorded == {"новости дня.txt", "лицо ведущего.png", "speech.wav"}
+    assert record["software"]["vestnik"]
+    assert record["software"]["ffmpeg"].startswith("ffmpeg version")
+    assert temp_files(workdir) == []
+
+
+def test_second_run_does_nothing(reference):
+    workdir, config, _ = reference
+    outputs = [workdir / t for t in TARGETS]
+    before = [p.stat().st_mtime_ns for p in outputs]
+    result = run_workflow(workdir, config, *TARGETS)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "Nothing to be done" in result.stdout + result.stderr
+    assert [p.stat().st_mtime_ns for p in outputs] == before
+
+
+def test_reordered_config_reruns_nothing(reference):
+    workdir, config, _ = reference
+    reordered = reverse_keys(config)
+    assert list(reordered) == list(reversed(list(config)))
+    dry = Run(workdir, reordered, *TARGETS, extra=("--dry-run",))
+    assert dry.finish() == 0, dry.text()[-3000:]
+    assert "Nothing to be done" in dry.text()
+
+
+def test_changing_one_jobs_text_reruns_only_that_job(reference):
+    workdir, config, _ = reference
+    changed = json.loads(json.dumps(config))
+    changed["jobs"]["a"]["text"] = "Здравствуйте! Сегодня идёт дождь."
+    dry = run_workflow(workdir, changed, *TARGETS, extra=("--dry-run",))
+    assert dry.returncode == 0, dry.stderr[-3000:]
+    assert planned_jobs(dry.stdout + dry.stderr) == {"a"}
+
+    text_file = Path(config["jobs"]["b"]["text_file"])
+    stamp = text_file.stat()
+    original = text_file.read_text(encoding="utf-8")
+    try:
+        text_file.write_text("Добрый вечер. Есть новости.\n", encoding="utf-8")
+        dry = run_workflow(workdir, config, *TARGETS, extra=("--dry-run",))
+        assert dry.returncode == 0, dry.stderr[-3000:]
+        assert planned_jobs(dry.stdout + dry.stderr) == {"b"}
+    finally:
+        text_file.write_text(original, encoding="utf-8")
+        os.utime(text_file, ns=(stamp.st_atime_ns, stamp.st_mtime_ns))
+    dry = run_workflow(workdir, config, *TARGETS, extra=("--dry-run",))
+    assert "Nothing to be done" in dry.stdout + dry.stderr
+
+
+def test_killed_three_times_then_complete_and_identical(tmp_path_factory, reference):
+    _, _, expected = reference
+    workdir = new_workdir(tmp_path_factory, "killed")
+    config = job_config(workdir)
+    jobs = workdir / "results" / "jobs"
+    logs = workdir / "logs" / "jobs"
+
+    # 1. During TTS: job a's step has started (its log exists) but has written no speech yet.
+    run = Run(workdir, config, *TARGETS)
+    run.wait_for(lambda: (logs / "a" / "tts.log").exists(), "TTS start")
+    run.kill()
+    assert not (jobs / "a" / "speech.wav").exists()
+    assert not (jobs / "a" / "speech.json").exists()
+
+    # A killed snakemake leaves its lock: the next run refuses to start and says what to do.
+    locked = run_workflow(workdir, config, *TARGETS)
+    assert locked.returncode != 0
+    assert "Directory cannot be locked" in locked.stderr and "--unlock" in locked.stderr
+    assert run_workflow(workdir, config, extra=("--unlock",)).returncode == 0
+
+    # 2. During chunk rendering: a chunk's mp4 is half encoded in its temporary file.
+    run = Run(workdir, config, *TARGETS)
+    chunk_dir = jobs / "a" / "chunks"
+
+    def encoding() -> list[Path]:
+        return [p for p in temp_files(chunk_dir) if p.name.endswith(".tmp.mp4")]
+
+    run.wait_for(lambda: chunk_dir.is_dir() and encoding(), "a chunk being encoded")
+    run.kill()
+    (partial,) = encoding()
+    chunk = partial.name.split(".")[1]
+    assert temp_name_pattern(chunk_dir / f"{chunk}.mp4").fullmatch(partial.name)
+    assert not (chunk_dir / f"{chunk}.mp4").exists()
+    assert run_workflow(workdir, config, extra=("--unlock",)).returncode == 0
+
+    # 3. At the merge: the joined video is complete but not yet renamed to final.mp4.
+    run = Run(workdir, config, *TARGETS, env={"VESTNIK_PAUSE_AT": "final.mp4"})
+    cleaned = f"left by a killed run: ['results/jobs/a/chunks/{partial.name}']"
+
+    def paused_merge() -> list[str]:
+        return [
+            job for job in JOBS
+            if (logs / job / "merge.log").exists()
+            and "VESTNIK_PAUSE_AT" in (logs / job / "merge.log").read_text(encoding="utf-8")
+        ]
+
+    run.wait_for(paused_merge, "a paused merge")
+    run.kill()
+    merged = paused_merge()[0]
+    assert not (jobs / merged / "final.mp4").exists()
+    (waiting,) = [p for p in temp_files(jobs / merged) if p.suffix == ".mp4"]
+    assert media.probe(waiting)["video_frames"] > 0  # complete, yet not taken as done
+    assert run_workflow(workdir, config, extra=("--unlock",)).returncode == 0
+
+    # 4. A plain rerun finishes everything; leftovers of the killed writers are gone.
+    final = Run(workdir, config, *TARGETS)
+    assert final.finish() == 0, final.text()[-4000:]
+    assert f"'results/jobs/{merged}/{waiting.name}'" in final.text()
+    assert cleaned in run.text() + final.text()
+    assert temp_files(workdir) == []
+    assert "Params have changed" not in final.text()
+    for job in JOBS:
+        got = check_job(workdir, job)
+        assert {k: got[k] for k in ("speech", "frames", "audio", "chunks")} == {
+            k: expected[job][k] for k in ("speech", "frames", "audio", "chunks")
+        }, job
+    assert sha256_file(jobs / "a" / "final.mp4") == sha256_file(
+        reference[0] / "results" / "jobs" / "a" / "final.mp4"
+    )
+
+
+def test_concurrent_run_is_refused_and_the_first_finishes_identical(tmp_path_factory, reference):
+    """A second snakemake on a busy folder stops with the lock error and writes nothing."""
+    _, _, expected = reference
+    workdir = new_workdir(tmp_path_factory, "concurrent")
+    config = job_config(workdir)
+    first = Run(workdir, config, *TARGETS)
+    locks = workdir / ".snakemake" / "locks"
+    run_started = workdir / "logs" / "jobs" / "a" / "tts.log"
+    first.wait_for(lambda: locks.is_dir() and any(locks.iterdir()) and run_started.exists(),
+                   "the first run's lock")
+    tree = process_tree(first.proc.pid)
+    for pid in tree:  # freeze the first run so that it certainly holds the lock meanwhile
+        os.kill(pid, signal.SIGSTOP)
+    try:
+        files_before = sorted(p for p in (workdir / "results").rglob("*"))
+        second = run_workflow(workdir, config, *TARGETS)
+        files_after = sorted(p for p in (workdir / "results").rglob("*"))
+    finally:
+        for pid in tree:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGCONT)
+    assert second.returncode != 0
+    assert "LockException" in second.stderr
+    assert "Directory cannot be locked" in second.stderr
+    assert "Execute" not in second.stdout + second.stderr
+    assert files_after == files_before
+    assert first.finish() == 0, first.text()[-4000:]
+    for job in JOBS:
+        got = check_job(workdir, job)
+        assert {k: got[k] for k in ("speech", "frames", "audio")} == {
+            k: expected[job][k] for k in ("speech", "frames", "audio")
+        }, job
