@@ -1,6 +1,9 @@
 """Corpus in RUSLAN's layout: eSpeak builder, scan verdicts, quarantine, preprocessing, split."""
 
 import json
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -171,6 +174,14 @@ def test_trim_and_clean_edge_cases():
         clean_audio(np.zeros((rate, 1)), rate, CleanSettings())
     with pytest.raises(Exception, match="NaN"):
         clean_audio(np.full((rate, 1), np.nan), rate, CleanSettings())
+
+
+def test_corpus_modules_do_not_import_torch():
+    code = ("import sys, vestnik.corpus.manifest, vestnik.corpus.split, vestnik.corpus.preprocess, "
+            "vestnik.corpus.espeak_corpus, vestnik.vocoder.cli; "
+            "sys.exit('torch' in sys.modules)")
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    assert subprocess.run([sys.executable, "-c", code], env=env).returncode == 0
 
 
 def test_missing_corpus_is_a_clear_error(tmp_path):

@@ -1,0 +1,155 @@
+"""Vocoder benchmarks on this machine: HiFi-GAN inference speed and training steps per second.
+
+Inference: V1, V2 and V3 (random weights; speed does not depend on them) vocode a mel of
+`--seconds` of audio. Two variants run side by side in one process:
+  exported  - weight norm folded into plain weights, eval mode, torch.inference_mode()
+  baseline  - the same network as trained: weight norm kept, autograd on, no inference tweaks
+Speed is seconds of audio per wall-clock second (x real time); the median of `--repeats` runs.
+
+Training: optimiser steps per second of the `tiny` config experiment and of the full V1 recipe
+(batch 4 x 2 accumulation, segment 8192, full-size discriminators) on random data.
+
+Usage:  python bench/vocoder.py [--threads N] [--seconds 4] [--repeats 3] [--out FILE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import time
+from pathlib import Path
+
+import torch
+import yaml
+
+from vestnik.vocoder.config import resolve_experiment
+from vestnik.vocoder.models import GENERATOR_CONFIGS, Generator
+from vestnik.vocoder.train import VocoderRun
+
+ROOT = Path(__file__).resolve().parents[1]
+PAPER_CPU = {"v1": 1.43, "v2": 9.74, "v3": 13.44}
+"""HiFi-GAN paper, Table 1: CPU synthesis speed in x real time (MacBook Pro, i7 2.6 GHz)."""
+
+
+def load_average() -> str:
+    return " / ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
+def time_runs(fn, repeats: int) -> float:
+    fn()  # warm-up
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def inference_speed(name: str, seconds: float, repeats: int) -> tuple[float, float]:
+    """(exported, baseline) speed in x real time for generator `name`."""
+    torch.manual_seed(0)
+    frames = int(seconds * 22050 / 256)
+    mel = torch.randn(1, 80, frames) - 5.0
+    audio_seconds = frames * 256 / 22050
+    baseline = Generator.from_config(GENERATOR_CONFIGS[name])
+    exported = Generator.from_config(GENERATOR_CONFIGS[name])
+    exported.load_state_dict(baseline.state_dict())
+    exported.remove_weight_norm().eval()
+
+    def run_exported():
+        with torch.inference_mode():
+            exported(mel)
+
+    def run_baseline():
+        baseline(mel)
+
+    fast = time_runs(run_exported, repeats)
+    slow = time_runs(run_baseline, repeats)
+    return audio_seconds / fast, audio_seconds / slow
+
+
+def training_speed(block: dict, steps: int) -> float:
+    """Optimiser steps per second of an experiment block on random segments."""
+    config = resolve_experiment("bench", block)
+    run = VocoderRun(config, torch.device("cpu"))
+    frames = config["segment"] // 256
+
+    def micro():
+        return (torch.randn(config["batch_size"], 80, frames) - 5.0,
+                torch.rand(config["batch_size"], config["segment"]) * 0.2 - 0.1)
+
+    batches = [[micro() for _ in range(config["accumulation"])] for _ in range(steps + 1)]
+    run.train_step(batches[0])
+    start = time.perf_counter()
+    for batch in batches[1:]:
+        run.train_step(batch)
+    return steps / (time.perf_counter() - start)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--threads", type=int, default=torch.get_num_threads())
+    parser.add_argument("--seconds", type=float, default=4.0, help="audio per inference run")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--tiny-steps", type=int, default=10)
+    parser.add_argument("--v1-steps", type=int, default=2, help="0 skips the V1 recipe")
+    parser.add_argument("--out", help="also write the markdown here")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+
+    load_before = load_average()
+    lines = [
+        f"Machine: {cpu_name()}, {os.cpu_count()} cores visible, torch {torch.__version__}, "
+        f"{args.threads} torch thread(s); no GPU (CUDA available: {torch.cuda.is_available()}).",
+        f"Load average (1/5/15 min) before: {load_before}.",
+        "",
+        f"Inference, {args.seconds:g} s of audio per run, median of {args.repeats}:",
+        "",
+        "| generator | exported (x real time) | baseline: weight norm, autograd (x real time) "
+        "| exported / baseline | paper CPU (x real time) |",
+        "|---|---|---|---|---|",
+    ]
+    for name in ("v1", "v2", "v3"):
+        fast, slow = inference_speed(name, args.seconds, args.repeats)
+        lines.append(f"| {name.upper()} | {fast:.2f} | {slow:.2f} | {fast / slow:.2f} "
+                     f"| {PAPER_CPU[name]} |")
+    config = yaml.safe_load((ROOT / "config" / "config.yaml").read_text(encoding="utf-8"))
+    tiny = config["vocoder"]["experiments"]["tiny"]
+    lines += [
+        "",
+        "Training (one optimiser step = batch_size x accumulation segments):",
+        "",
+        "| experiment | batch x accumulation x segment | steps/s | s/step |",
+        "|---|---|---|---|",
+    ]
+    for label, block, steps in (
+        ("tiny (config/config.yaml)", tiny, args.tiny_steps),
+        ("V1 recipe (defaults)", {"generator": "v1"}, args.v1_steps),
+    ):
+        if steps < 1:
+            continue
+        resolved = resolve_experiment("bench", block)
+        speed = training_speed(block, steps)
+        shape = f"{resolved['batch_size']} x {resolved['accumulation']} x {resolved['segment']}"
+        lines.append(f"| {label} | {shape} | {speed:.3f} | {1 / speed:.2f} |")
+    lines += ["", f"Load average after: {load_average()}."]
+    text = "\n".join(lines) + "\n"
+    print(text)
+    if args.out:
+        Path(args.out).write_text(text, encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()
