@@ -191,6 +191,23 @@ def test_changed_config_starts_fresh_and_longer_runs_resume(tmp_path, corpus):
     assert json.loads((old / "experiment.json").read_text())["config"]["lr_generator"] == 2e-3
 
 
+def test_state_folder_is_tied_to_the_config_hash(tmp_path):
+    from vestnik.training import config_hash, prepare_state_dir
+
+    assert config_hash({"a": 1, "b": [1, 2]}) == config_hash({"b": [1, 2], "a": 1})
+    assert config_hash({"a": 1, "steps": 5}, exclude=["steps"]) == config_hash({"a": 1})
+    folder = tmp_path / "exp"
+    (folder / "checkpoints").mkdir(parents=True)
+    (folder / "checkpoints" / "step_000000100.pt").write_bytes(b"of unknown origin")
+    assert prepare_state_dir(folder, {"a": 1}, "h1") is False
+    assert (folder / "superseded" / "unknown" / "checkpoints" / "step_000000100.pt").is_file()
+    assert prepare_state_dir(folder, {"a": 1}, "h1") is True
+    assert prepare_state_dir(folder, {"a": 2}, "h2") is False
+    moved = json.loads((folder / "superseded" / "h1" / "experiment.json").read_text())
+    assert moved["hash"] == "h1"
+    assert sorted(p.name for p in folder.iterdir()) == ["experiment.json", "superseded"]
+
+
 def test_init_from_an_official_checkpoint(tmp_path, corpus):
     from vestnik.errors import VestnikError
     from vestnik.vocoder.checkpoint import save_official

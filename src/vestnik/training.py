@@ -187,25 +187,30 @@ def prepare_state_dir(folder: str | os.PathLike, block: Mapping[str, Any], block
     """Tie `folder` to `block_hash`; a folder made for another hash is moved to superseded/.
 
     Returns True when the folder already belongs to this hash (so its state may be resumed).
+    Content without a recorded hash (unknown origin) is moved aside too, as `superseded/unknown`.
     """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     meta = folder / "experiment.json"
+    old = "unknown"
     if meta.is_file():
-        old = json.loads(meta.read_text(encoding="utf-8")).get("hash")
+        try:
+            old = str(json.loads(meta.read_text(encoding="utf-8")).get("hash"))
+        except ValueError:
+            old = "unknown"
         if old == block_hash:
             return True
-        target = folder / "superseded" / str(old)
+    entries = [entry for entry in folder.iterdir() if entry.name != "superseded"]
+    if entries:
+        target = folder / "superseded" / old
         suffix = 1
         while target.exists():
             target = folder / "superseded" / f"{old}.{suffix}"
             suffix += 1
         target.mkdir(parents=True)
-        for entry in folder.iterdir():
-            if entry.name != "superseded":
-                shutil.move(str(entry), str(target / entry.name))
-        log.info("config of %s changed (%s -> %s): old state moved to %s",
-                 folder, old, block_hash, target)
+        for entry in entries:
+            shutil.move(str(entry), str(target / entry.name))
+        log.info("state of %s is not for %s: moved to %s", folder, block_hash, target)
     write_json(meta, {"hash": block_hash, "config": dict(block)})
     return False
 
