@@ -218,7 +218,8 @@ class AcousticModel(nn.Module):
         target = self.normalise(mels.float())
         frame_mask = sequence_mask(mel_lengths, target.shape[1]).unsqueeze(-1).float()
         target = target * frame_mask
-        with torch.no_grad():
+        # in float32 even under bf16 autocast: the search compares sums of many frames
+        with torch.no_grad(), torch.autocast(tokens.device.type, enabled=False):
             mu32 = mu.float()
             # log N(x; mu, I) up to terms that are the same for every path
             logp = torch.bmm(mu32, target.transpose(1, 2)) - 0.5 * (mu32**2).sum(-1, keepdim=True)
