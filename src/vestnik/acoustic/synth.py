@@ -67,7 +67,7 @@ def phoneme_events(tokens: list[str], durations: list[int], offset: float = 0.0)
     return events
 
 
-def _fold_blanks(ids: list[int], durations: list[int], add_blank: bool) -> list[int]:
+def _fold_blanks(durations: list[int], add_blank: bool) -> list[int]:
     """Per-token frames with each blank's frames given to the token before it (or after, first)."""
     if not add_blank:
         return list(durations)
@@ -113,7 +113,7 @@ class NeuralVoice:
         tokens = torch.tensor([model_ids], dtype=torch.long, device=self.device)
         mel, durations, _ = self.acoustic.infer(tokens, length_scale=length_scale)
         durations = durations[0].cpu().tolist()
-        return mel[0].float().cpu().numpy(), _fold_blanks(model_ids, durations, self.add_blank)
+        return mel[0].float().cpu().numpy(), _fold_blanks(durations, self.add_blank)
 
     @torch.inference_mode()
     def vocode(self, mel: np.ndarray) -> np.ndarray:
