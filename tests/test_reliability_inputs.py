@@ -107,8 +107,8 @@ def test_100k_characters_split_in_linear_time():
 
 @pytest.mark.slow
 def test_100k_characters_synthesise_in_pieces_when_allowed(tmp_path):
-    """About 100 minutes of speech: eSpeak NG speaks it sentence by sentence (measured: 20-35 s,
-    1.3 GB peak; see docs/reliability.md)."""
+    """About 100 minutes of speech: eSpeak NG speaks it sentence by sentence (measured: 10 s,
+    1.3 GB peak memory; see docs/reliability.md)."""
     base = (ROOT / "resources" / "texts" / "lecture.txt").read_text(encoding="utf-8")
     text = (base * (100_000 // len(base) + 1))[:100_000]
     speech = synthesize(tmp_path, "text", text,
