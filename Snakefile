@@ -2,6 +2,8 @@
 # `snakemake --cores all` renders every job in config/config.yaml; see README.md.
 from snakemake.utils import min_version, validate
 
+from vestnik.config import sort_keys
+
 min_version("9.0")
 
 
@@ -9,6 +11,11 @@ configfile: "config/config.yaml"
 
 
 validate(config, "config/schema.yaml")
+# Rules compare their params with the last run's as text: with sorted keys, a config that was
+# only reordered reruns nothing.
+SORTED_CONFIG = sort_keys(config)
+config.clear()
+config.update(SORTED_CONFIG)
 
 
 report: "workflow/report/workflow.rst"
@@ -25,6 +32,7 @@ include: "workflow/rules/video.smk"
 include: "workflow/rules/report.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/vocoder.smk"
+include: "workflow/rules/acoustic.smk"
 
 
 rule all:
@@ -37,9 +45,10 @@ rule all:
 
 
 # Training target (never part of `all`): every vocoder experiment in `vocoder.train`, trained and
-# evaluated on the validation set.
+# evaluated on the validation set, and every acoustic model in `acoustic.train`.
 rule train:
     input:
         expand("results/models/vocoder/{name}/generator.pt", name=VOCODER_TRAIN),
         expand("results/models/vocoder/{name}/eval/metrics.json", name=VOCODER_TRAIN),
         expand("results/models/vocoder/{name}/report/validation.html", name=VOCODER_TRAIN),
+        expand("results/models/acoustic/{name}/model.pt", name=ACOUSTIC_TRAIN),

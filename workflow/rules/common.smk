@@ -26,6 +26,24 @@ def speech_inputs(wildcards):
     inputs = {"avatar": avatar_input(wildcards)}
     if kind in ("text_file", "audio"):
         inputs["source"] = existing(value)
+    inputs.update(neural_tts_models(wildcards))
+    return inputs
+
+
+def neural_tts_models(wildcards):
+    """Model files of a `neural` TTS job: an experiment defined in the config is trained by the
+    workflow; a file path counts only if it exists (a missing file fails its own job)."""
+    tts = settings(wildcards).get("tts") or {}
+    if tts.get("engine") != "neural":
+        return {}
+    from vestnik.tts.neural import model_paths, trained_experiments
+
+    neural = tts.get("neural") or {}
+    named = trained_experiments(neural)
+    inputs = {}
+    for kind, path in zip(("acoustic", "vocoder"), model_paths(neural)):
+        defined = named.get(kind) in config.get(kind, {}).get("experiments", {})
+        inputs[f"{kind}_model"] = [path] if defined else existing(path)
     return inputs
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from vestnik.errors import VestnikError
 from vestnik.tts.speech import Speech
 
-ENGINES = ("espeak",)
+ENGINES = ("espeak", "neural")
 
 
 def synthesize(text: str, tts_settings: dict, *, job: str | None = None) -> Speech:
@@ -16,6 +16,10 @@ def synthesize(text: str, tts_settings: dict, *, job: str | None = None) -> Spee
             from vestnik.tts import espeak
 
             return espeak.synthesize(text, **tts_settings.get("espeak", {}))
+        if engine == "neural":
+            from vestnik.tts import neural
+
+            return neural.synthesize(text, **tts_settings.get("neural", {}))
     except VestnikError as exc:
         if exc.job is None and job is not None:
             raise VestnikError(str(exc), job=job) from exc
