@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 CORES ?= all
 PIP := $(BIN)/pip install --quiet $(PIP_OPTIONS)
 
-.PHONY: run test lint clean
+.PHONY: run test lint demo-train clean
 
 $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,13 @@ test: $(VENV)/.installed-dev
 	$(BIN)/ruff check .
 	$(BIN)/snakemake --lint
 	$(BIN)/pytest -q
+
+# Builds the eSpeak corpus, trains tiny vocoder and acoustic models on the CPU (a few minutes)
+# and renders one job with the neural voice. The target must come before --configfile.
+demo-train: $(VENV)/.installed-dev
+	$(BIN)/snakemake --profile profiles/default --cores $(CORES) \
+		results/jobs/demo_neural/final.mp4 --configfile config/demo-train.yaml
+	@echo "Video: results/jobs/demo_neural/final.mp4"
 
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check .

@@ -2,6 +2,7 @@
 from pathlib import Path
 
 from vestnik.config import job_input, merged_settings
+from vestnik.provenance import job_provenance_inputs
 
 JOBS = sorted(config["jobs"])
 FPS = config["fps"]
@@ -45,6 +46,13 @@ def neural_tts_models(wildcards):
         defined = named.get(kind) in config.get(kind, {}).get("experiments", {})
         inputs[f"{kind}_model"] = [path] if defined else existing(path)
     return inputs
+
+
+def tts_gpu(wildcards):
+    """Neural TTS takes a GPU slot unless its settings pin it to the CPU."""
+    tts = settings(wildcards)["tts"]
+    neural = tts.get("neural") or {}
+    return 1 if tts["engine"] == "neural" and neural.get("device", "auto") != "cpu" else 0
 
 
 def lipsync_gpu(wildcards):

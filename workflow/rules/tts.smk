@@ -16,6 +16,8 @@ rule tts:
     params:
         settings=settings,
         source=lambda wildcards: job_input(config, wildcards.job),
+    resources:
+        gpu=tts_gpu,
     conda:
         "../envs/vestnik.yaml"
     log:

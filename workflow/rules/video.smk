@@ -1,5 +1,4 @@
 # Chunk plan, per-chunk audio and video (in parallel), merged video and stats.
-from vestnik.provenance import job_provenance_inputs
 
 
 checkpoint plan_chunks:

@@ -11,6 +11,7 @@ rule train_vocoder:
         val="results/data/ruslan/val.tsv",
     output:
         generator="results/models/vocoder/{name}/generator.pt",
+        provenance="results/models/vocoder/{name}/provenance.json",
         curves=report(
             "results/models/vocoder/{name}/curves.png",
             caption="../report/vocoder_curves.rst",

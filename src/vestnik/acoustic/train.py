@@ -42,6 +42,7 @@ from vestnik.acoustic.data import (
 from vestnik.acoustic.model import AcousticModel, count_parameters
 from vestnik.corpus import write_tsv
 from vestnik.mel import LOG_SILENCE
+from vestnik.provenance import write_provenance
 
 log = logging.getLogger("vestnik.acoustic")
 
@@ -245,7 +246,10 @@ def train_acoustic(
     val_items = read_items(val_tsv, add_blank, config["max_frames"])[: config["val_items"] or None]
     _write_phonemes(out_dir / "phonemes.tsv", train_items + val_items)
     with training.training_device(config["device"], gpu, job=f"acoustic {name}") as device:
-        return _train(name, config, key, resumable, device, train_items, val_items, out_dir)
+        path = _train(name, config, key, resumable, device, train_items, val_items, out_dir)
+    write_provenance(out_dir / "provenance.json", {"experiment": name, "block": config},
+                     [train_tsv, val_tsv], [], [path])
+    return path
 
 
 def _train(name: str, config: dict, key: str, resumable: bool, device: torch.device,

@@ -30,6 +30,7 @@ import torch
 from vestnik import training
 from vestnik.corpus import TARGET_RATE
 from vestnik.mel import mel_spectrogram
+from vestnik.provenance import write_provenance
 from vestnik.vocoder import losses
 from vestnik.vocoder.checkpoint import export_generator, load_generator_weights, read_generator_file
 from vestnik.vocoder.config import RUN_ONLY_KEYS, resolve_experiment
@@ -244,8 +245,12 @@ def train_vocoder(
         torch.set_num_threads(threads)
     torch.backends.cudnn.benchmark = False
     with training.training_device(config["device"], gpu, job=f"vocoder {name}") as device:
-        return _train(name, config, key, resumable, device, Path(train_tsv), Path(val_tsv),
+        path = _train(name, config, key, resumable, device, Path(train_tsv), Path(val_tsv),
                       out_dir)
+    init = [config["init_from"]] if config.get("init_from") else []
+    write_provenance(out_dir / "provenance.json", {"experiment": name, "block": config},
+                     [train_tsv, val_tsv], init, [path])
+    return path
 
 
 def _train(name: str, config: dict, key: str, resumable: bool, device: torch.device,
