@@ -12,6 +12,7 @@ rule train_acoustic:
         val="results/data/ruslan/val.tsv",
     output:
         model="results/models/acoustic/{name}/model.pt",
+        provenance="results/models/acoustic/{name}/provenance.json",
         curves=report(
             "results/models/acoustic/{name}/curves.png",
             category="Acoustic model",
