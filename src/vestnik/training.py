@@ -17,7 +17,7 @@ import os
 import random
 import shutil
 import sys
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -174,6 +174,27 @@ class Checkpoints:
         save_atomic(self.best_path, dict(state))
         write_json(self.folder / "best.json", {"step": step, "metric": metric})
         return True
+
+    def keep_best(self, state: Mapping[str, Any], weights: Callable[[], dict]) -> None:
+        """Make best.pt hold `weights()` when the state's best result is the state's own step.
+
+        Also rewrites a best.pt lost or left behind by a kill, so best.pt always matches
+        best.json.
+        """
+        best = state["best"]
+        if best is None or best["step"] != state["step"]:
+            return
+        record = self.best_metric()
+        if record is None or best["metric"] < record or not self.best_path.is_file():
+            self.save_best(best["step"], best["metric"], {**weights(), "step": best["step"]})
+
+    def chosen_weights(self, choice: str, current: dict, step: int) -> tuple[dict, int]:
+        """Weights to export and their step: best.pt's for choice "best" (when kept), else
+        `current` at `step`."""
+        if choice == "best" and self.best_path.is_file():
+            chosen = load_state(self.best_path)
+            return chosen, chosen["step"]
+        return current, step
 
     def forget_after(self, step: int) -> None:
         """Drop a best.pt from beyond `step` (written before a kill, not reached after resume)."""

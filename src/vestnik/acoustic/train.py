@@ -264,7 +264,7 @@ def _train(name: str, config: dict, key: str, resumable: bool, device: torch.dev
         run.restore(state)
         step, best = state["step"], state["best"]
         checkpoints.forget_after(step)
-        _sync_best(checkpoints, run, state)
+        checkpoints.keep_best(state, lambda: {"model": run.model.state_dict()})
         log.info("%s: resumed at step %d (epoch %d) on %s", name, step, state["epoch"], device)
     else:
         step, best = 0, None
@@ -309,7 +309,7 @@ def _train(name: str, config: dict, key: str, resumable: bool, device: torch.dev
             if validate or step % config["checkpoint_interval"] == 0:
                 state = run.state(step, epoch, best)
                 checkpoints.save(step, state)
-                _sync_best(checkpoints, run, state)
+                checkpoints.keep_best(state, lambda: {"model": run.model.state_dict()})
                 training.plot_curves(out_dir / "train_log.csv", out_dir / "curves.png",
                                      CURVE_PANELS, f"acoustic {name}")
     finally:
@@ -317,27 +317,13 @@ def _train(name: str, config: dict, key: str, resumable: bool, device: torch.dev
     return _export(name, config, run, checkpoints, out_dir, key, step, best)
 
 
-def _sync_best(checkpoints: training.Checkpoints, run: AcousticRun, state: Mapping) -> None:
-    """Make best.pt hold the model of the state's best step when that step is this state."""
-    best = state["best"]
-    if best is None or best["step"] != state["step"]:
-        return
-    record = checkpoints.best_metric()
-    if record is None or best["metric"] < record or not checkpoints.best_path.is_file():
-        checkpoints.save_best(best["step"], best["metric"],
-                              {"model": run.model.state_dict(), "step": best["step"]})
-
-
 def _export(name: str, config: dict, run: AcousticRun, checkpoints: training.Checkpoints,
             out_dir: Path, key: str, step: int, best: Mapping | None) -> Path:
     model = AcousticModel(len(symbols.SYMBOLS), config["model"])
-    if config["export"] == "best" and checkpoints.best_path.is_file():
-        chosen = training.load_state(checkpoints.best_path)
-        model.load_state_dict(chosen["model"])
-        exported_step = chosen["step"]
-    else:
-        model.load_state_dict(run.model.state_dict())
-        exported_step = step
+    chosen, exported_step = checkpoints.chosen_weights(
+        config["export"], {"model": run.model.state_dict()}, step
+    )
+    model.load_state_dict(chosen["model"])
     training.plot_curves(out_dir / "train_log.csv", out_dir / "curves.png", CURVE_PANELS,
                          f"acoustic {name}")
     path = out_dir / "model.pt"

@@ -267,7 +267,7 @@ def _train(name: str, config: dict, key: str, resumable: bool, device: torch.dev
     if state is not None:
         run.restore(state)
         step, best, window = state["step"], state["best"], state["window"]
-        _sync_best(checkpoints, run, state)
+        checkpoints.keep_best(state, lambda: {"generator": run.generator.state_dict()})
         log.info("%s: resumed at step %d (epoch %d) on %s", name, step, state["epoch"], device)
     else:
         step, best = 0, None
@@ -328,7 +328,7 @@ def _train(name: str, config: dict, key: str, resumable: bool, device: torch.dev
             if validate or step % config["checkpoint_interval"] == 0:
                 state = run.state(step, epoch, best, window)
                 checkpoints.save(step, state)
-                _sync_best(checkpoints, run, state)
+                checkpoints.keep_best(state, lambda: {"generator": run.generator.state_dict()})
                 training.plot_curves(out_dir / "train_log.csv", out_dir / "curves.png",
                                      CURVE_PANELS, f"vocoder {name}")
     finally:
@@ -336,27 +336,13 @@ def _train(name: str, config: dict, key: str, resumable: bool, device: torch.dev
     return _export(name, config, run, checkpoints, out_dir, key, step, best)
 
 
-def _sync_best(checkpoints: training.Checkpoints, run: VocoderRun, state: Mapping) -> None:
-    """Make best.pt hold the generator of the state's best step when that step is this state."""
-    best = state["best"]
-    if best is None or best["step"] != state["step"]:
-        return
-    record = checkpoints.best_metric()
-    if record is None or best["metric"] < record or not checkpoints.best_path.is_file():
-        checkpoints.save_best(best["step"], best["metric"],
-                              {"generator": run.generator.state_dict(), "step": best["step"]})
-
-
 def _export(name: str, config: dict, run: VocoderRun, checkpoints: training.Checkpoints,
             out_dir: Path, key: str, step: int, best: Mapping | None) -> Path:
     generator = Generator.from_config(config["generator"])
-    if config["export"] == "best" and checkpoints.best_path.is_file():
-        chosen = training.load_state(checkpoints.best_path)
-        generator.load_state_dict(chosen["generator"])
-        exported_step = chosen["step"]
-    else:
-        generator.load_state_dict(run.generator.state_dict())
-        exported_step = step
+    chosen, exported_step = checkpoints.chosen_weights(
+        config["export"], {"generator": run.generator.state_dict()}, step
+    )
+    generator.load_state_dict(chosen["generator"])
     training.plot_curves(out_dir / "train_log.csv", out_dir / "curves.png", CURVE_PANELS,
                          f"vocoder {name}")
     path = out_dir / "generator.pt"
