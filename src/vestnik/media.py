@@ -61,17 +61,22 @@ def _run(stream: ffmpeg.nodes.OutputStream, what: str, path: object) -> bytes:
     return out
 
 
+def _existing_audio(path: str | os.PathLike) -> Path:
+    path = Path(path)
+    if not path.is_file():
+        raise VestnikError("audio file not found", path=path)
+    if path.stat().st_size == 0:
+        raise VestnikError("audio file is empty (0 bytes)", path=path)
+    return path
+
+
 def read_audio(path: str | os.PathLike, sample_rate: int) -> np.ndarray:
     """Decode any audio file to float32 mono at `sample_rate`.
 
     libsndfile reads wav/flac/ogg/mp3 exactly; anything else goes through ffmpeg. Resampling
     uses soxr (very high quality, deterministic).
     """
-    path = Path(path)
-    if not path.is_file():
-        raise VestnikError("audio file not found", path=path)
-    if path.stat().st_size == 0:
-        raise VestnikError("audio file is empty (0 bytes)", path=path)
+    path = _existing_audio(path)
     try:
         data, native_rate = sf.read(path, dtype="float32", always_2d=True)
         samples = data.mean(axis=1)
@@ -95,11 +100,7 @@ def audio_duration(path: str | os.PathLike) -> float | None:
     libsndfile reads the header of wav/flac/ogg/mp3 whatever the extension says; other formats
     are asked of ffmpeg, which also goes by content.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise VestnikError("audio file not found", path=path)
-    if path.stat().st_size == 0:
-        raise VestnikError("audio file is empty (0 bytes)", path=path)
+    path = _existing_audio(path)
     try:
         info = sf.info(path)
         if info.samplerate > 0 and info.frames > 0:
