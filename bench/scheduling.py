@@ -1,0 +1,173 @@
+"""Snakemake's own cost in this workflow, and what a second core buys end to end.
+
+Usage (from the repo root; the end-to-end part wants an otherwise idle machine):
+    .venv/bin/python bench/scheduling.py [--jobs 100] [--repeats 3] [--out bench/scheduling.json]
+
+1. Start-up: `snakemake --version` (Python and Snakemake imports only).
+2. Up to date: the default config rendered once, then `snakemake --cores 2` with every output up
+   to date (parse the workflow, build the DAG after the chunk checkpoints, check mtimes and
+   params, run nothing), and the same as a dry run.
+3. Dry run of a generated config with `--jobs` jobs (short texts): the DAG up to the chunk
+   checkpoints (speech, plan, merge, stats and the run report per job).
+4. End to end: the default config from scratch at `--cores 1` and at `--cores 2`, alternating,
+   and their ratio. The load average (`os.getloadavg`, as in `uptime`) is recorded before and
+   after each run; with a load above about 0.5 the machine was busy and the ratio says little.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))
+
+from workflow_helpers import SNAKEMAKE, base_config  # noqa: E402
+
+WORDS = [
+    "сегодня", "завтра", "погода", "новости", "город", "солнце", "дождь", "ветер", "утро", "вечер",
+]
+
+
+def default_config() -> dict:
+    """The repository's config with paths made absolute, so it runs in any folder."""
+    config = yaml.safe_load((ROOT / "config" / "config.yaml").read_text(encoding="utf-8"))
+    config["defaults"]["avatar"] = str(ROOT / config["defaults"]["avatar"])
+    for job in config["jobs"].values():
+        if "text_file" in job:
+            job["text_file"] = str(ROOT / job["text_file"])
+    return config
+
+
+def generated_config(n: int) -> dict:
+    jobs = {
+        f"job{i:04d}": {"text": f"Номер {i}: {WORDS[i % len(WORDS)]} и {WORDS[(i * 7) % 10]}."}
+        for i in range(n)
+    }
+    return base_config(jobs)
+
+
+def snakemake(workdir: Path, config: dict | None, *args: str) -> tuple[float, str]:
+    """Run snakemake in `workdir` (writing `config` there first); (wall seconds, output)."""
+    if config is not None:
+        (workdir / "config").mkdir(parents=True, exist_ok=True)
+        (workdir / "config" / "config.yaml").write_text(
+            yaml.safe_dump(config, allow_unicode=True), encoding="utf-8"
+        )
+    cmd = [str(SNAKEMAKE), "--snakefile", str(ROOT / "Snakefile"), *args]
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    start = time.perf_counter()
+    proc = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True, env=env)
+    wall = time.perf_counter() - start
+    if proc.returncode != 0:
+        sys.exit(f"{' '.join(cmd)} failed in {workdir}:\n{proc.stderr[-3000:]}")
+    return wall, proc.stdout + proc.stderr
+
+
+def load() -> float:
+    return round(os.getloadavg()[0], 2)
+
+
+def timed(label: str, repeats: int, run) -> dict:
+    walls = []
+    before = load()
+    for _ in range(repeats):
+        walls.append(run())
+    result = {
+        "median_s": round(statistics.median(walls), 3),
+        "runs_s": [round(w, 3) for w in walls],
+        "load_before": before,
+        "load_after": load(),
+    }
+    print(f"{label}: {result}", flush=True)
+    return result
+
+
+def dag_jobs(output: str) -> int:
+    match = re.search(r"^total\s+(\d+)$", output, re.M)
+    return int(match.group(1)) if match else 0
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--jobs", type=int, default=100, help="jobs in the generated config")
+    parser.add_argument("--repeats", type=int, default=3, help="runs per overhead figure")
+    parser.add_argument("--e2e-repeats", type=int, default=2, help="runs per core count")
+    parser.add_argument("--skip-e2e", action="store_true", help="only the overhead figures")
+    parser.add_argument("--out", type=Path, help="write the figures as JSON")
+    args = parser.parse_args()
+
+    figures: dict = {"cpus": os.cpu_count(), "load_at_start": load()}
+    scratch = Path(tempfile.mkdtemp(prefix="vestnik-sched-"))
+    try:
+        figures["startup"] = timed(
+            "snakemake --version", args.repeats,
+            lambda: snakemake(scratch, None, "--version")[0],
+        )
+
+        config = default_config()
+        work = scratch / "default"
+        first, _ = snakemake(work, config, "--cores", "2")
+        print(f"default config rendered in {first:.1f} s", flush=True)
+        figures["up_to_date_run"] = timed(
+            "up to date, snakemake --cores 2", args.repeats,
+            lambda: snakemake(work, None, "--cores", "2")[0],
+        )
+        _, out = snakemake(work, None, "--dry-run")
+        if "Nothing to be done" not in out:
+            sys.exit("the up-to-date run was not up to date:\n" + out[-3000:])
+        figures["up_to_date_dry_run"] = timed(
+            "up to date, snakemake --dry-run", args.repeats,
+            lambda: snakemake(work, None, "--dry-run")[0],
+        )
+
+        many = scratch / "many"
+        _, out = snakemake(many, generated_config(args.jobs), "--dry-run")
+        figures["generated"] = {"config_jobs": args.jobs, "dag_jobs": dag_jobs(out)}
+        figures["generated"]["dry_run"] = timed(
+            f"dry run, {args.jobs} config jobs ({dag_jobs(out)} DAG jobs)", args.repeats,
+            lambda: snakemake(many, None, "--dry-run")[0],
+        )
+
+        if not args.skip_e2e:
+            walls: dict[int, list[float]] = {1: [], 2: []}
+            loads = []
+            for i in range(args.e2e_repeats):
+                for cores in (1, 2):
+                    folder = scratch / f"e2e_{cores}_{i}"
+                    before = load()
+                    wall, _ = snakemake(folder, config, "--cores", str(cores))
+                    loads.append((before, load()))
+                    walls[cores].append(wall)
+                    print(f"end to end, --cores {cores}: {wall:.1f} s "
+                          f"(load {before} -> {load()})", flush=True)
+                    shutil.rmtree(folder)
+            one, two = statistics.median(walls[1]), statistics.median(walls[2])
+            figures["end_to_end"] = {
+                "cores_1_s": [round(w, 2) for w in walls[1]],
+                "cores_2_s": [round(w, 2) for w in walls[2]],
+                "ratio": round(one / two, 3),
+                "loads": loads,
+            }
+            print(f"end to end: median {one:.1f} s at 1 core, {two:.1f} s at 2 cores, "
+                  f"ratio {one / two:.2f}", flush=True)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    figures["load_at_end"] = load()
+    if args.out:
+        args.out.write_text(json.dumps(figures, indent=2) + "\n", encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()
