@@ -10,6 +10,7 @@ import csv
 import json
 import logging
 import os
+import sys
 import time
 from pathlib import Path
 
@@ -174,16 +175,19 @@ def render_chunk(
     out_mp4: str,
     out_timing: str,
     gpu: dict | None = None,
+    threads: int = 1,
 ) -> None:
     """Render chunk `index` with the job's lip-sync engine and record when it ran.
 
-    `gpu` is the config's `gpu:` block, for engines that take a device slot.
+    `gpu` is the config's `gpu:` block, for engines that take a device slot. `threads` caps
+    OpenCV, PyTorch and the encoder, so that N chunk jobs side by side use N cores, not N x all.
     """
     from vestnik.avatar import load_avatar
     from vestnik.lipsync import make_engine
     from vestnik.lipsync.chunk import ChunkJob
 
     started = time.time()
+    limit_threads(threads)
     chunk = chunking.read_plan(plan_tsv)[index]
     speech = json.loads(Path(speech_json).read_text(encoding="utf-8"))
     avatar = load_avatar(settings["avatar"], job=job)
@@ -198,7 +202,7 @@ def render_chunk(
         fps=fps,
         events=speech["events"] or None,
     )
-    with media.FrameWriter(out_mp4, avatar.width, avatar.height, fps) as writer:
+    with media.FrameWriter(out_mp4, avatar.width, avatar.height, fps, threads) as writer:
         for frame in engine.render(work):
             writer.write(frame)
         if writer.frames != chunk.n_frames:
@@ -218,6 +222,15 @@ def render_chunk(
             "end": time.time(),
         },
     )
+
+
+def limit_threads(threads: int) -> None:
+    """Cap the thread pools of OpenCV and (when loaded) PyTorch in this process."""
+    import cv2
+
+    cv2.setNumThreads(threads)
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(threads)
 
 
 def merge_job(

@@ -16,5 +16,6 @@ run_step(
         snakemake.output.video,
         snakemake.output.timing,
         gpu=snakemake.params.gpu,
+        threads=snakemake.threads,
     ),
 )
