@@ -17,7 +17,7 @@ $(VENV)/.installed-run: pyproject.toml | $(BIN)/activate
 	touch $@
 
 $(VENV)/.installed-dev: pyproject.toml | $(BIN)/activate
-	$(PIP) -e ".[torch,dev]"
+	$(PIP) -e ".[torch,dev,slurm]"
 	touch $@ $(VENV)/.installed-run
 
 run: $(VENV)/.installed-run
