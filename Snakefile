@@ -52,3 +52,4 @@ rule train:
         expand("results/models/vocoder/{name}/eval/metrics.json", name=VOCODER_TRAIN),
         expand("results/models/vocoder/{name}/report/validation.html", name=VOCODER_TRAIN),
         expand("results/models/acoustic/{name}/model.pt", name=ACOUSTIC_TRAIN),
+        expand("results/models/acoustic/{name}/report/validation.html", name=ACOUSTIC_TRAIN),

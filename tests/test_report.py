@@ -13,6 +13,7 @@ from vestnik.report import (
     find_benchmarks,
     read_benchmarks,
     summarize_rules,
+    write_experiment_page,
     write_media_gallery,
     write_run_report,
 )
@@ -205,6 +206,34 @@ def test_report_has_the_vocoder_experiment(report):
         assert entry["labels"]["experiment"] == "micro"
         assert words in re.sub(r"\s+", " ", entry["caption"])
     page = (workdir / folder / "report" / "validation.html").read_text(encoding="utf-8")
-    assert "Validation samples at step 4" in page
+    assert "Validation plots at step 4" in page
     assert page.count("data:image/png;base64,") == page.count("data:audio/wav;base64,") == 2
     assert "best " in page and "<td>pesq_wb</td>" not in page and "pesq_wb</th>" in page
+
+
+def test_acoustic_experiment_page_embeds_its_last_plots(tmp_path):
+    """An acoustic run keeps alignment/mel plots under plots/step_*; the page shows the last."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+
+    folder = tmp_path / "acoustic" / "demo"
+    for step in (100, 200):
+        plots = folder / "plots" / f"step_{step:09d}"
+        plots.mkdir(parents=True)
+        fig, ax = plt.subplots()
+        ax.imshow([[0, step], [step, 0]])
+        fig.savefig(plots / "000001_alignment.png")
+        plt.close(fig)
+    (folder / "train_log.csv").write_text(
+        "step,loss,val_loss,val_mel_l1\n10,2.0,,\n100,,0.9,0.81\n200,,0.8,0.74\n",
+        encoding="utf-8",
+    )
+    page, log = tmp_path / "validation.html", tmp_path / "train_log.csv"
+    write_experiment_page("demo", folder, page, log, "plots")
+    html = page.read_text(encoding="utf-8")
+    assert "Validation plots at step 200" in html
+    assert "000001_alignment" in html and "data:image/png;base64," in html
+    assert "best 0.7400 at step 200" in html
+    assert log.read_bytes() == (folder / "train_log.csv").read_bytes()

@@ -291,13 +291,19 @@ def _read_table(path: Path, sep: str) -> pd.DataFrame:
 
 
 def write_experiment_page(
-    name: str, folder: str | os.PathLike, out_html: str | os.PathLike, out_log: str | os.PathLike
+    name: str,
+    folder: str | os.PathLike,
+    out_html: str | os.PathLike,
+    out_log: str | os.PathLike,
+    samples: str = "samples",
 ) -> None:
     """A training experiment in one page, and a copy of its train_log.csv for the report.
 
-    The page holds the resynthesis metrics of the evaluation, the validation mel L1 at every
-    validation, and the validation mel plots and audio of the last sample step, all embedded
-    (the report shows HTML pages in a frame that cannot reach other files).
+    The page holds the resynthesis metrics of the evaluation (where there is one), the
+    validation mel L1 at every validation, and the plots (and audio) of the last validation
+    step found under `folder/samples/step_*`, all embedded (the report shows HTML pages in a
+    frame that cannot reach other files). Vocoders keep samples in `samples/`, acoustic models
+    their alignment and mel plots in `plots/`.
     """
     folder = Path(folder)
     log = _read_table(folder / "train_log.csv", ",")
@@ -327,12 +333,12 @@ def write_experiment_page(
             )
         parts.append(val.to_html(index=False, float_format=lambda v: f"{v:.4f}", border=0))
 
-    steps = sorted((folder / "samples").glob("step_*")) if (folder / "samples").is_dir() else []
+    steps = sorted((folder / samples).glob("step_*")) if (folder / samples).is_dir() else []
     if steps:
         last = steps[-1]
         parts.append(
-            f"<h4>Validation samples at step {int(last.name.split('_')[-1])}</h4>"
-            "<p>Mel spectrograms (ground truth above, generated below) and generated audio.</p>"
+            f"<h4>Validation plots at step {int(last.name.split('_')[-1])}</h4>"
+            "<p>Ground truth against what the model made, with generated audio where kept.</p>"
         )
         for plot in sorted(last.glob("*.png")):
             audio = plot.with_suffix(".wav")

@@ -15,7 +15,10 @@ rule train_acoustic:
         provenance="results/models/acoustic/{name}/provenance.json",
         curves=report(
             "results/models/acoustic/{name}/curves.png",
+            caption="../report/acoustic_curves.rst",
             category="Acoustic model",
+            subcategory="{name}",
+            labels={"experiment": "{name}", "file": "curves.png"},
         ),
     params:
         block=lambda wildcards: ACOUSTIC["experiments"][wildcards.name],

@@ -67,7 +67,39 @@ rule vocoder_report:
         name=r"[A-Za-z0-9][A-Za-z0-9_.\-]*",
     conda:
         "../envs/vestnik.yaml"
+    params:
+        samples="samples",
     log:
         "logs/vocoder/{name}/report.log",
     script:
-        "../scripts/vocoder_report.py"
+        "../scripts/experiment_report.py"
+
+
+rule acoustic_report:
+    input:
+        model="results/models/acoustic/{name}/model.pt",
+    output:
+        page=report(
+            "results/models/acoustic/{name}/report/validation.html",
+            caption="../report/acoustic_validation.rst",
+            category="Acoustic model",
+            subcategory="{name}",
+            labels={"experiment": "{name}", "file": "validation.html"},
+        ),
+        log=report(
+            "results/models/acoustic/{name}/report/train_log.csv",
+            caption="../report/acoustic_train_log.rst",
+            category="Acoustic model",
+            subcategory="{name}",
+            labels={"experiment": "{name}", "file": "train_log.csv"},
+        ),
+    wildcard_constraints:
+        name=r"[A-Za-z0-9][A-Za-z0-9_.\-]*",
+    conda:
+        "../envs/vestnik.yaml"
+    params:
+        samples="plots",
+    log:
+        "logs/acoustic/{name}/report.log",
+    script:
+        "../scripts/experiment_report.py"

@@ -1,4 +1,4 @@
-"""Snakemake adapter: a report page (metrics, validation curve, samples) per vocoder run."""
+"""Snakemake adapter: a report page (metrics, validation curve, plots) per training run."""
 
 from pathlib import Path
 
@@ -9,8 +9,9 @@ run_step(
     snakemake,
     lambda: write_experiment_page(
         snakemake.wildcards.name,
-        Path(snakemake.input.generator).parent,
+        Path(snakemake.input[0]).parent,
         snakemake.output.page,
         snakemake.output.log,
+        snakemake.params.samples,
     ),
 )
