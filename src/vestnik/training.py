@@ -204,6 +204,31 @@ class Checkpoints:
             self.best_path.unlink(missing_ok=True)
 
 
+def open_experiment(
+    config: Mapping[str, Any],
+    run_only_keys: Iterable[str],
+    train_tsv: str | os.PathLike,
+    val_tsv: str | os.PathLike,
+    out_dir: Path,
+    threads: int | None,
+    identity_extra: Mapping[str, Any] | None = None,
+) -> tuple[str, bool]:
+    """(state key, whether a saved state can be resumed) of an experiment about to train.
+
+    The key hashes the resolved block (less the keys that only steer the run), the train/val
+    lists and `identity_extra` (e.g. a symbol table version), so a changed block, data set or
+    table starts fresh; `threads` caps torch.
+    """
+    identity = {
+        **config, **(identity_extra or {}), "data": file_digest([str(train_tsv), str(val_tsv)])
+    }
+    key = config_hash(identity, exclude=run_only_keys)
+    resumable = prepare_state_dir(out_dir, config, key)
+    if threads:
+        torch.set_num_threads(threads)
+    return key, resumable
+
+
 def prepare_state_dir(folder: str | os.PathLike, block: Mapping[str, Any], block_hash: str) -> bool:
     """Tie `folder` to `block_hash`; a folder made for another hash is moved to superseded/.
 

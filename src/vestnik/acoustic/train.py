@@ -210,12 +210,6 @@ def plot_alignment(path: Path, logp: np.ndarray, durations: np.ndarray, title: s
     plt.close(fig)
 
 
-def _state_key(config: dict, train_tsv: str, val_tsv: str) -> str:
-    identity = {**config, "data": training.file_digest([train_tsv, val_tsv]),
-                "symbols": symbols.VERSION}
-    return training.config_hash(identity, exclude=RUN_ONLY_KEYS)
-
-
 def _write_phonemes(path: Path, items: list[Item]) -> None:
     write_tsv(path, ("id", "frames", "tokens", "phonemes"),
               [{"id": i.id, "frames": i.frames, "tokens": len(i.tokens), "phonemes": i.phonemes}
@@ -237,10 +231,10 @@ def train_acoustic(
     """
     config = resolve_experiment(name, block)
     out_dir = Path(out_dir)
-    key = _state_key(config, str(train_tsv), str(val_tsv))
-    resumable = training.prepare_state_dir(out_dir, config, key)
-    if threads:
-        torch.set_num_threads(threads)
+    key, resumable = training.open_experiment(
+        config, RUN_ONLY_KEYS, train_tsv, val_tsv, out_dir, threads,
+        identity_extra={"symbols": symbols.VERSION},
+    )
     add_blank = config["model"]["add_blank"]
     train_items = read_items(train_tsv, add_blank, config["max_frames"])
     val_items = read_items(val_tsv, add_blank, config["max_frames"])[: config["val_items"] or None]

@@ -219,11 +219,6 @@ def plot_mels(path: Path, panels: list[tuple[str, np.ndarray]], title: str = "")
     plt.close(fig)
 
 
-def _state_key(config: dict, train_tsv: str, val_tsv: str) -> str:
-    identity = {**config, "data": training.file_digest([train_tsv, val_tsv])}
-    return training.config_hash(identity, exclude=RUN_ONLY_KEYS)
-
-
 def train_vocoder(
     name: str,
     block: Mapping[str, Any] | None,
@@ -239,10 +234,9 @@ def train_vocoder(
     """
     config = resolve_experiment(name, block)
     out_dir = Path(out_dir)
-    key = _state_key(config, str(train_tsv), str(val_tsv))
-    resumable = training.prepare_state_dir(out_dir, config, key)
-    if threads:
-        torch.set_num_threads(threads)
+    key, resumable = training.open_experiment(
+        config, RUN_ONLY_KEYS, train_tsv, val_tsv, out_dir, threads
+    )
     torch.backends.cudnn.benchmark = False
     with training.training_device(config["device"], gpu, job=f"vocoder {name}") as device:
         path = _train(name, config, key, resumable, device, Path(train_tsv), Path(val_tsv),
