@@ -100,3 +100,28 @@ def test_too_large_image(tmp_path):
 def test_unsupported_suffix(tmp_path):
     (tmp_path / "face.txt").write_text("hello")
     check_error(tmp_path / "face.txt", "unsupported avatar type")
+
+
+def test_header_size_reads_png_and_jpeg_without_decoding(tmp_path):
+    from vestnik.avatar import header_size
+
+    frame = np.zeros((37, 71, 3), np.uint8)
+    for name in ("a.png", "a.jpg"):
+        cv2.imwrite(str(tmp_path / name), frame)
+        assert header_size(tmp_path / name) == (71, 37)
+    cv2.imwrite(str(tmp_path / "a.bmp"), frame)
+    assert header_size(tmp_path / "a.bmp") is None
+
+
+def test_huge_png_is_refused_from_its_header(tmp_path):
+    """A PNG whose header says 9000x9000 is refused before any pixel data is read."""
+    import struct
+    import zlib
+
+    ihdr = struct.pack(">IIBBBBB", 9000, 9000, 8, 2, 0, 0, 0)
+    chunk = b"IHDR" + ihdr
+    png = b"\x89PNG\r\n\x1a\n" + struct.pack(">I", len(ihdr)) + chunk
+    png += struct.pack(">I", zlib.crc32(chunk))
+    (tmp_path / "huge.png").write_bytes(png)
+    with pytest.raises(VestnikError, match="9000x9000, larger than 4096"):
+        load_avatar(tmp_path / "huge.png", job="big")

@@ -87,7 +87,35 @@ def _to_uint8(frame: np.ndarray) -> np.ndarray:
     return np.clip(frame, 0, 255).astype(np.uint8)
 
 
+def header_size(path: Path) -> tuple[int, int] | None:
+    """(width, height) from a PNG or JPEG header, read without decoding; None for other files.
+
+    Lets an oversized image be refused before decoding it takes gigabytes of memory.
+    """
+    with open(path, "rb") as handle:
+        head = handle.read(26)
+        if head[:8] == b"\x89PNG\r\n\x1a\n" and head[12:16] == b"IHDR":
+            return int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
+        if head[:2] != b"\xff\xd8":
+            return None
+        handle.seek(2)
+        while True:
+            marker = handle.read(4)
+            if len(marker) < 4 or marker[0] != 0xFF:
+                return None
+            kind, length = marker[1], int.from_bytes(marker[2:4], "big")
+            if 0xC0 <= kind <= 0xCF and kind not in (0xC4, 0xC8, 0xCC):
+                frame = handle.read(5)
+                if len(frame) < 5:
+                    return None
+                return int.from_bytes(frame[3:5], "big"), int.from_bytes(frame[1:3], "big")
+            handle.seek(length - 2, os.SEEK_CUR)
+
+
 def _read_image(path: Path, job: str | None) -> list[np.ndarray]:
+    size = header_size(path)
+    if size is not None:
+        _check_size(*size, path, job)
     image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
     if image is None:
         raise VestnikError(
