@@ -1,5 +1,6 @@
 """The `vestnik` CLI runs single stages outside Snakemake, from the repository root."""
 
+import logging
 import os
 
 import pytest
@@ -13,10 +14,13 @@ from .workflow_helpers import ROOT
 
 @pytest.fixture
 def in_repo():
-    previous = os.getcwd()
+    """Run from the repository root (config paths are relative to it); restore the working
+    folder and the root logger, which `main` points at this test's captured stderr."""
+    previous, handlers = os.getcwd(), logging.getLogger().handlers[:]
     os.chdir(ROOT)
     yield
     os.chdir(previous)
+    logging.getLogger().handlers[:] = handlers
 
 
 def test_tts_plan_lipsync_merge(in_repo, tmp_path, capsys):
