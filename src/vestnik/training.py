@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from vestnik.errors import VestnikError
 from vestnik.io import atomic_write, write_json
 
 log = logging.getLogger("vestnik.training")
@@ -118,6 +119,23 @@ def save_atomic(path: str | os.PathLike, obj: Any) -> None:
 def load_state(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict:
     """Load a checkpoint written by `save_atomic` (tensors and plain types only)."""
     return torch.load(path, map_location=map_location, weights_only=True)
+
+
+def read_torch_file(path: str | os.PathLike, what: str, *, job: str | None = None) -> Any:
+    """A checkpoint file's object, tensors and plain types only (`weights_only=True`), so an
+    untrusted file cannot run code; a missing or unreadable file is a VestnikError naming it."""
+    path = Path(path)
+    if not path.is_file():
+        raise VestnikError(f"{what} not found", job=job, path=path)
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises many types for corrupt or foreign files
+        raise VestnikError(
+            f"cannot read the {what}: not a readable torch checkpoint "
+            f"({type(exc).__name__}: {str(exc)[:200]})",
+            job=job,
+            path=path,
+        ) from exc
 
 
 class Checkpoints:

@@ -20,7 +20,7 @@ from vestnik.acoustic import symbols
 from vestnik.acoustic.config import MODEL_DEFAULTS
 from vestnik.acoustic.model import AcousticModel
 from vestnik.errors import VestnikError
-from vestnik.training import save_atomic
+from vestnik.training import read_torch_file, save_atomic
 
 FORMAT = "vestnik-acoustic-1"
 MEL_KEYS = ("sample_rate", "n_fft", "hop", "win", "n_mels", "fmin", "fmax")
@@ -64,12 +64,7 @@ def load_acoustic(
 ) -> tuple[AcousticModel, dict[str, Any]]:
     """An eval-mode model and the file's metadata; refuses other tables or mel settings."""
     path = Path(path)
-    if not path.is_file():
-        raise VestnikError("acoustic model not found", path=path)
-    try:
-        data = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise VestnikError(f"not a readable torch checkpoint ({exc})", path=path) from exc
+    data = read_torch_file(path, "acoustic model")
     if not isinstance(data, Mapping) or data.get("format") != FORMAT:
         raise VestnikError(f"not an acoustic model file (expected format {FORMAT})", path=path)
     table = data.get("symbols") or {}

@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from vestnik.errors import VestnikError
+from vestnik.training import read_torch_file
 
 DP_PREFIX = "module."
 """nn.DataParallel's key prefix; the official wav2lip.pth carries it, wav2lip_gan.pth does not."""
@@ -163,16 +164,7 @@ def read_state(path: str | os.PathLike, *, job: str | None = None) -> dict[str, 
     Tensors only (`weights_only=True`), so an untrusted file cannot run code while loading.
     """
     path = Path(path)
-    if not path.is_file():
-        raise VestnikError("Wav2Lip checkpoint not found", job=job, path=path)
-    try:
-        blob = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises many types for corrupt or foreign files
-        raise VestnikError(
-            f"cannot read the Wav2Lip checkpoint ({type(exc).__name__}: {str(exc)[:200]})",
-            job=job,
-            path=path,
-        ) from exc
+    blob = read_torch_file(path, "Wav2Lip checkpoint", job=job)
     state = blob.get("state_dict", blob) if isinstance(blob, dict) else None
     if not isinstance(state, dict) or not all(isinstance(k, str) for k in state):
         raise VestnikError(

@@ -19,7 +19,7 @@ import torch
 
 from vestnik import mel as melfe
 from vestnik.errors import VestnikError
-from vestnik.training import save_atomic
+from vestnik.training import read_torch_file, save_atomic
 from vestnik.vocoder.config import resolve_generator
 from vestnik.vocoder.models import GENERATOR_CONFIGS, GENERATOR_KEYS, Generator
 
@@ -29,12 +29,7 @@ FORMAT = "vestnik-hifigan-generator-1"
 def read_generator_file(path: str | os.PathLike) -> dict[str, Any]:
     """The file's top-level dict; a bare state dict is wrapped as {'generator': ...}."""
     path = Path(path)
-    if not path.is_file():
-        raise VestnikError("generator checkpoint not found", path=path)
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise VestnikError(f"not a readable torch checkpoint ({exc})", path=path) from exc
+    obj = read_torch_file(path, "generator checkpoint")
     if isinstance(obj, Mapping) and "generator" in obj:
         return dict(obj)
     if isinstance(obj, Mapping) and obj and all(torch.is_tensor(v) for v in obj.values()):
