@@ -27,26 +27,29 @@ LOG_SILENCE = float(np.log(CLAMP))
 """The feature value of digital silence: every bin clamps to 1e-5."""
 
 
+SLANEY_HZ_PER_MEL = 200.0 / 3
+"""Slaney's mel scale: linear below 1 kHz (this many Hz per mel), logarithmic above."""
+SLANEY_LOG_HZ = 1000.0
+SLANEY_LOG_MEL = SLANEY_LOG_HZ / SLANEY_HZ_PER_MEL
+SLANEY_LOG_STEP = np.log(6.4) / 27.0
+
+
 def hz_to_mel(freq: np.ndarray | float) -> np.ndarray:
     """Slaney's auditory-toolbox mel scale: linear below 1 kHz, logarithmic above."""
     freq = np.asarray(freq, dtype=np.float64)
-    f_sp = 200.0 / 3
-    min_log_hz = 1000.0
-    min_log_mel = min_log_hz / f_sp
-    logstep = np.log(6.4) / 27.0
-    log_part = min_log_mel + np.log(np.maximum(freq, min_log_hz) / min_log_hz) / logstep
-    return np.where(freq >= min_log_hz, log_part, freq / f_sp)
+    log_part = SLANEY_LOG_MEL + np.log(np.maximum(freq, SLANEY_LOG_HZ) / SLANEY_LOG_HZ) / (
+        SLANEY_LOG_STEP
+    )
+    return np.where(freq >= SLANEY_LOG_HZ, log_part, freq / SLANEY_HZ_PER_MEL)
 
 
 def mel_to_hz(mels: np.ndarray | float) -> np.ndarray:
     """Inverse of `hz_to_mel`."""
     mels = np.asarray(mels, dtype=np.float64)
-    f_sp = 200.0 / 3
-    min_log_hz = 1000.0
-    min_log_mel = min_log_hz / f_sp
-    logstep = np.log(6.4) / 27.0
-    log_part = min_log_hz * np.exp(logstep * (np.maximum(mels, min_log_mel) - min_log_mel))
-    return np.where(mels >= min_log_mel, log_part, f_sp * mels)
+    log_part = SLANEY_LOG_HZ * np.exp(
+        SLANEY_LOG_STEP * (np.maximum(mels, SLANEY_LOG_MEL) - SLANEY_LOG_MEL)
+    )
+    return np.where(mels >= SLANEY_LOG_MEL, log_part, SLANEY_HZ_PER_MEL * mels)
 
 
 def mel_filterbank(
