@@ -185,7 +185,9 @@ def test_report_has_runtime_chart_tables_and_gallery(report):
     # news: tts, plan, merge + split and lipsync for 2 chunks; hello: the same with 1 chunk
     assert len(table) == 7 + 5
     assert set(table["rule"]) == {"tts", "plan_chunks", "chunk_audio", "lipsync", "merge"}
-    assert (table["s"] > 0).all() and (table["max_rss"] > 0).all()
+    # Snakemake samples memory while a job runs; a job quicker than its first sample records 0.
+    assert (table["s"] > 0).all() and (table["max_rss"] >= 0).all()
+    assert (table["max_rss"] > 0).any()
     gallery = (workdir / "results" / "report" / "videos.html").read_text(encoding="utf-8")
     assert gallery.count("data:video/mp4;base64,") == 2
 
