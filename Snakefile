@@ -1,8 +1,8 @@
 # Vestnik: Russian text or voice -> lip-synced talking-head video.
 # `snakemake --cores all` renders every job in config/config.yaml; see README.md.
-from snakemake.utils import min_version, validate
+from snakemake.utils import min_version
 
-from vestnik.config import sort_keys
+from vestnik.config import sort_keys, validate_config
 
 min_version("9.0")
 
@@ -10,7 +10,9 @@ min_version("9.0")
 configfile: "config/config.yaml"
 
 
-validate(config, "config/schema.yaml")
+# Every default comes from the schema (config/schema.yaml, shipped in the package); each job's
+# own entry is checked per job (workflow/rules/common.smk), so one bad job fails alone.
+validate_config(config)
 # Rules compare their params with the last run's as text: with sorted keys, a config that was
 # only reordered reruns nothing.
 SORTED_CONFIG = sort_keys(config)
@@ -37,10 +39,10 @@ include: "workflow/rules/acoustic.smk"
 
 rule all:
     input:
-        expand("results/jobs/{job}/final.mp4", job=JOBS),
-        expand("results/jobs/{job}/stats.json", job=JOBS),
-        "results/report/runtime_memory.png",
-        "results/report/jobs.html",
+        expand(layout.FINAL_VIDEO, job=JOBS),
+        expand(layout.STATS, job=JOBS),
+        layout.RUNTIME_CHART,
+        layout.JOBS_TABLE,
     default_target: True
 
 
@@ -48,8 +50,8 @@ rule all:
 # evaluated on the validation set, and every acoustic model in `acoustic.train`.
 rule train:
     input:
-        expand("results/models/vocoder/{name}/generator.pt", name=VOCODER_TRAIN),
-        expand("results/models/vocoder/{name}/eval/metrics.json", name=VOCODER_TRAIN),
-        expand("results/models/vocoder/{name}/report/validation.html", name=VOCODER_TRAIN),
-        expand("results/models/acoustic/{name}/model.pt", name=ACOUSTIC_TRAIN),
-        expand("results/models/acoustic/{name}/report/validation.html", name=ACOUSTIC_TRAIN),
+        expand(layout.VOCODER_GENERATOR, name=VOCODER_TRAIN),
+        expand(layout.VOCODER_METRICS, name=VOCODER_TRAIN),
+        expand(layout.VOCODER_REPORT, name=VOCODER_TRAIN),
+        expand(layout.ACOUSTIC_MODEL, name=ACOUSTIC_TRAIN),
+        expand(layout.ACOUSTIC_REPORT, name=ACOUSTIC_TRAIN),

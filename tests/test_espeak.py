@@ -6,18 +6,25 @@ import threading
 import numpy as np
 import pytest
 
+from vestnik.config import engine_settings
 from vestnik.errors import VestnikError
 from vestnik.tts import espeak
 from vestnik.tts.speech import Speech
 
-from .test_normalize import CASPIAN
+from .workflow_helpers import CASPIAN
+
+
+def speak(text: str, **settings) -> Speech:
+    """eSpeak with `settings` over the schema's defaults, checked as a job's are."""
+    return espeak.synthesize(text, **engine_settings("tts", "espeak", settings))
+
 
 SENTENCE = "Протяжённость кабеля составляет 380 километров."
 
 
 @pytest.fixture(scope="module")
 def sentence() -> Speech:
-    return espeak.synthesize(SENTENCE)
+    return speak(SENTENCE)
 
 
 def _of(speech: Speech, kind: str) -> list[dict]:
@@ -56,12 +63,12 @@ def test_word_and_phoneme_events_are_ordered_and_inside_the_audio(sentence):
 
 
 def test_rate_changes_duration(sentence):
-    fast = espeak.synthesize(SENTENCE, rate=320)
+    fast = speak(SENTENCE, rate=320)
     assert fast.duration < 0.75 * sentence.duration
 
 
 def test_caspian_text_is_several_sentences_with_pauses():
-    speech = espeak.synthesize(CASPIAN, sentence_pause=0.3)
+    speech = speak(CASPIAN, sentence_pause=0.3)
     sentences = _of(speech, "sentence")
     assert len(sentences) == 5
     assert 15 < speech.duration < 60
@@ -86,25 +93,25 @@ def test_text_to_phonemes_gives_ipa_with_stress():
 @pytest.mark.parametrize("text", ["", "   ", " ... — !? «» ", "\x00\x07"])
 def test_unspeakable_text_is_an_error(text):
     with pytest.raises(VestnikError, match="nothing speakable"):
-        espeak.synthesize(text)
+        speak(text)
 
 
 @pytest.mark.parametrize(("option", "value"), [("rate", 10), ("pitch", 101), ("volume", -1)])
 def test_out_of_range_parameters_are_errors(option, value):
     with pytest.raises(VestnikError, match=option):
-        espeak.synthesize("Привет.", **{option: value})
+        speak("Привет.", **{option: value})
 
 
 def test_unknown_voice_is_an_error():
     with pytest.raises(VestnikError, match="voice"):
-        espeak.synthesize("Привет.", voice="no-such-voice")
+        speak("Привет.", voice="no-such-voice")
 
 
 def test_threads_share_the_library_safely(sentence):
     results: list[Speech] = []
 
     def run() -> None:
-        results.append(espeak.synthesize(SENTENCE))
+        results.append(speak(SENTENCE))
 
     threads = [threading.Thread(target=run) for _ in range(3)]
     for t in threads:

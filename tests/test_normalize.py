@@ -8,13 +8,7 @@ from hypothesis import strategies as st
 
 from vestnik.text.normalize import has_speakable, normalize, split_sentences
 
-CASPIAN = (
-    "В настоящее время реализуется проект строительства волоконно-оптической линии по дну "
-    "Каспийского моря между Актау и Сумгаитом. Участники от Казахстана оператор Казахтелеком, "
-    "от Азербайджана - Азертелеком. Протяжённость кабеля составляет 380 километров. Стоимость "
-    "проекта составляет 44 миллиона долларов США. Завершение проекта ожидается в октябре "
-    "2026 года."
-)
+from .workflow_helpers import CASPIAN
 
 
 @pytest.mark.parametrize(

@@ -349,6 +349,7 @@ def test_old_job_folders_are_removed_by_age(tmp_path):
 
 
 def test_use_only_gan_picks_wav2lip_only_when_its_checkpoint_exists(tmp_path):
+    from vestnik import engines
     from vestnik.config import load_config
     from vestnik.service import catalog
 
@@ -358,7 +359,7 @@ def test_use_only_gan_picks_wav2lip_only_when_its_checkpoint_exists(tmp_path):
     engine, reason = catalog.gan_engine(config, ROOT)
     assert engine == "procedural" and str(checkpoint) in reason
     checkpoint.write_bytes(b"weights")
-    if "wav2lip" in catalog.registered_engines("lipsync"):
+    if "wav2lip" in engines.names("lipsync"):
         info = catalog.engine_info(config, "lipsync", "wav2lip", ROOT)
         assert catalog.gan_engine(config, ROOT)[0] == "wav2lip"
         assert info.pinned() == {"wav2lip": {"checkpoint": str(checkpoint)}}

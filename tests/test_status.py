@@ -9,6 +9,7 @@ import subprocess
 import pytest
 import yaml
 
+from vestnik import layout
 from vestnik.status import Row, classify, collect_status, format_status, parse_summary
 
 from .workflow_helpers import ROOT, SNAKEMAKE, base_config, run_workflow
@@ -139,8 +140,9 @@ def test_every_rule_that_runs_code_logs_under_logs():
     for rule, block in blocks.items():
         if not re.search(r"^    (script|shell|run|wrapper|notebook):", block, re.M):
             continue
-        log = re.search(r'^    log:\n\s+(?:\w+=)?"([^"]+)"', block, re.M)
-        assert log and log.group(1).startswith("logs/"), f"rule {rule} has no log under logs/"
+        log = re.search(r'^    log:\n\s+(?:\w+=)?(?:"([^"]+)"|fill\(layout\.(\w+))', block, re.M)
+        path = log and (log.group(1) or getattr(layout, log.group(2)))
+        assert path and path.startswith("logs/"), f"rule {rule} has no log under logs/"
 
 
 def test_a_rendered_job_left_one_log_per_rule(workdir):

@@ -13,6 +13,15 @@ ROOT = Path(__file__).resolve().parents[1]
 AVATAR = ROOT / "resources" / "avatar.png"
 SNAKEMAKE = Path(sys.executable).with_name("snakemake")
 
+CASPIAN = (
+    "В настоящее время реализуется проект строительства волоконно-оптической линии по дну "
+    "Каспийского моря между Актау и Сумгаитом. Участники от Казахстана оператор Казахтелеком, "
+    "от Азербайджана - Азертелеком. Протяжённость кабеля составляет 380 километров. Стоимость "
+    "проекта составляет 44 миллиона долларов США. Завершение проекта ожидается в октябре "
+    "2026 года."
+)
+"""The first default job's text: five sentences with numbers and abbreviations."""
+
 
 def base_config(jobs: dict, **defaults) -> dict:
     """The repo's default config with other jobs, and optional overrides of `defaults`."""

@@ -1,9 +1,20 @@
-"""The one configuration: loading, schema checks, and per-job settings (defaults + overrides)."""
+"""The one configuration: loading, schema checks with defaults, and per-job settings.
+
+Every setting's default, type and range lives in the package's schema.yaml (the same file as
+config/schema.yaml). `validate_config` fills the defaults in, as
+`snakemake.utils.validate(..., set_default=True)` does, and refuses NaN and infinity, which
+JSON Schema's minimum/maximum comparisons let through. Job entries and their overrides are
+checked per job (`check_job`), so one bad job fails alone.
+"""
 
 from __future__ import annotations
 
 import copy
+import functools
+import math
 import os
+from collections.abc import Iterator
+from importlib import resources
 from pathlib import Path
 
 import jsonschema
@@ -12,33 +23,114 @@ import yaml
 from vestnik.errors import VestnikError
 
 ROOT = Path(__file__).resolve().parents[2]
-SCHEMA_PATH = ROOT / "config" / "schema.yaml"
+"""The source checkout holding this package (the workflow's default project folder)."""
+SCHEMA_PATH = Path(str(resources.files("vestnik") / "schema.yaml"))
 INPUT_KEYS = ("text", "text_file", "audio")
+MAX_ERRORS = 10
 
 
+@functools.cache
 def load_schema() -> dict:
+    """The configuration schema (parsed once; do not modify the result)."""
     return yaml.safe_load(SCHEMA_PATH.read_text(encoding="utf-8"))
 
 
-def _check(instance: object, schema: dict, what: str, job: str | None = None) -> None:
-    validator = jsonschema.Draft202012Validator(schema)
-    errors = sorted(validator.iter_errors(instance), key=lambda e: list(e.absolute_path))
-    if errors:
-        lines = [
-            f"  at {'/'.join(str(p) for p in e.absolute_path) or '(top)'}: {e.message}"
-            for e in errors[:10]
-        ]
-        raise VestnikError(f"{what} does not fit the schema:\n" + "\n".join(lines), job=job)
+def _filling_validator() -> type:
+    """A Draft 2020-12 validator that also inserts each property's `default` (a deep copy)."""
+    base = jsonschema.Draft202012Validator
+    validate_properties = base.VALIDATORS["properties"]
+
+    def properties(validator, props, instance, schema):
+        if validator.is_type(instance, "object"):
+            for name, sub in props.items():
+                if "default" in sub and name not in instance:
+                    instance[name] = copy.deepcopy(sub["default"])
+        yield from validate_properties(validator, props, instance, schema)
+
+    return jsonschema.validators.extend(base, {"properties": properties})
+
+
+_FILLING = _filling_validator()
+
+
+def _non_finite(value: object, path: tuple = ()) -> Iterator[tuple]:
+    """Paths of every NaN or infinite number inside `value`."""
+    if isinstance(value, float) and not math.isfinite(value):
+        yield path
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from _non_finite(item, (*path, key))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from _non_finite(item, (*path, index))
+
+
+def _where(path) -> str:
+    return "/".join(str(p) for p in path) or "(top)"
+
+
+def _message(error: jsonschema.ValidationError, block: str | None) -> str:
+    """The error in words; an unknown key lists the known ones of its block."""
+    if error.validator == "additionalProperties" and isinstance(error.instance, dict):
+        known = sorted(error.schema.get("properties", {}))
+        unknown = sorted(set(error.instance) - set(known))
+        owner = str(error.absolute_path[-1]) if error.absolute_path else block
+        return f"unknown {owner + ' ' if owner else ''}setting(s) {unknown}; known: {known}"
+    return error.message
+
+
+def check_schema(
+    instance: object,
+    schema: dict,
+    what: str,
+    job: str | None = None,
+    fill: bool = True,
+    block: str | None = None,
+    skip: str | None = None,
+) -> object:
+    """Check `instance` against `schema` (defaults filled in when `fill`); return it.
+
+    `block` names the instance's own block (an engine's name) in messages about unknown keys;
+    numbers under the top-level key `skip` are left to a later check (the jobs, one by one).
+    Raises one VestnikError listing up to ten problems, each with its place in the config.
+    """
+    lines = [
+        f"  at {_where(p)}: NaN and infinity are not allowed"
+        for p in _non_finite(instance)
+        if not (skip and p[:1] == (skip,))
+    ]
+    if not lines:
+        validator = (_FILLING if fill else jsonschema.Draft202012Validator)(schema)
+        errors = sorted(validator.iter_errors(instance), key=lambda e: list(e.absolute_path))
+        lines = [f"  at {_where(e.absolute_path)}: {_message(e, block)}" for e in errors]
+    if lines:
+        more = len(lines) - MAX_ERRORS
+        tail = [f"  ... and {more} more"] if more > 0 else []
+        body = "\n".join(lines[:MAX_ERRORS] + tail)
+        raise VestnikError(f"{what} does not fit the schema:\n{body}", job=job)
+    return instance
+
+
+def _definition(name: str) -> dict:
+    schema = load_schema()
+    return {**schema["$defs"][name], "$defs": schema["$defs"]}
+
+
+def validate_config(config: dict, what: str = "config") -> dict:
+    """Check a whole config's structure and fill in every default (in place); return it.
+
+    Job entries are only checked to be mappings here; `check_job` checks each one.
+    """
+    return check_schema(config, load_schema(), what, skip="jobs")
 
 
 def load_config(path: str | os.PathLike) -> dict:
-    """Read a YAML config and check its structure (per-job overrides are checked per job)."""
+    """Read a YAML config, check its structure and fill in the defaults."""
     path = Path(path)
     if not path.is_file():
         raise VestnikError("config file not found", path=path)
     config = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    _check(config, load_schema(), f"config {path}")
-    return config
+    return validate_config(config, f"config {path}")
 
 
 def sort_keys(value: object) -> object:
@@ -67,29 +159,36 @@ def deep_merge(base: dict, override: dict) -> dict:
 
 def job_entry(config: dict, job: str) -> dict:
     try:
-        return config["jobs"][job]
+        entry = config["jobs"][job]
     except KeyError:
         known = ", ".join(sorted(config.get("jobs", {}))) or "none"
         raise VestnikError(f"no such job in the config (jobs: {known})", job=job) from None
+    if not isinstance(entry, dict):
+        raise VestnikError("a job's entry must be a mapping (text:, avatar:, ...)", job=job)
+    return entry
 
 
 def merged_settings(config: dict, job: str) -> dict:
     """Defaults overridden by the job's own block, not yet checked (see `job_settings`)."""
     entry = job_entry(config, job)
     overrides = {k: v for k, v in entry.items() if k not in INPUT_KEYS}
-    return deep_merge(config["defaults"], overrides)
+    return deep_merge(config.get("defaults") or {}, overrides)
 
 
 def check_settings(settings: dict, job: str) -> dict:
-    """Check a job's merged settings against the schema; raises a VestnikError naming the job."""
-    schema = load_schema()
-    _check(settings, {**schema["$defs"]["settings"], "$defs": schema["$defs"]}, "settings", job)
-    return settings
+    """Check a job's merged settings (defaults filled in); raises a VestnikError naming the job."""
+    return check_schema(settings, _definition("settings"), "settings", job)
+
+
+def check_job(config: dict, job: str) -> dict:
+    """Check one job's entry and its merged settings; return the settings, defaults filled in."""
+    check_schema(job_entry(config, job), _definition("job"), "job entry", job, fill=False)
+    return check_settings(merged_settings(config, job), job)
 
 
 def job_settings(config: dict, job: str) -> dict:
     """Merged and checked settings of one job."""
-    return check_settings(merged_settings(config, job), job)
+    return check_job(config, job)
 
 
 def job_input(config: dict, job: str) -> tuple[str, str]:
@@ -99,3 +198,45 @@ def job_input(config: dict, job: str) -> tuple[str, str]:
         if key in entry:
             return key, entry[key]
     raise VestnikError("a job needs one of text, text_file or audio", job=job)
+
+
+def engine_settings(kind: str, name: str, block: dict | None, job: str | None = None) -> dict:
+    """One engine's settings block checked against its schema block, defaults filled in.
+
+    Engines call this on what they are given, so a block built by hand (a test, a benchmark)
+    gets the same defaults and range checks as one read from a config.
+    """
+    schema = load_schema()["$defs"]["settings"]["properties"][kind]["properties"][name]
+    settings = copy.deepcopy(dict(block or {}))
+    return check_schema(settings, schema, f"{kind}.{name} settings", job, block=name)
+
+
+def engine_documented_settings(kind: str, name: str) -> dict[str, str]:
+    """{setting: description} of one engine's schema block."""
+    schema = load_schema()["$defs"]["settings"]["properties"][kind]["properties"][name]
+    return {key: sub.get("description", "") for key, sub in schema["properties"].items()}
+
+
+def _chosen_engine(settings: dict, kind: str) -> dict:
+    """{"engine": name, name: block}: the engine a job uses and only that engine's settings."""
+    from vestnik import engines
+
+    spec, block = engines.chosen(settings, kind)
+    return {"engine": spec.name, spec.name: block}
+
+
+STEPS = {
+    "tts": lambda s: {"tts": _chosen_engine(s, "tts")},
+    "plan": lambda s: {"chunks": s["chunks"]},
+    "lipsync": lambda s: {"avatar": s["avatar"], "lipsync": _chosen_engine(s, "lipsync")},
+}
+"""What each job step reads from the job's settings (its rule's params)."""
+
+
+def step_settings(settings: dict, step: str) -> dict:
+    """The part of a job's checked settings that `step` reads.
+
+    Snakemake reruns a step when its params change, so each rule passes only this part: a
+    lip-sync setting reruns the chunk renders (and what follows), never TTS or the chunk plan.
+    """
+    return STEPS[step](settings)

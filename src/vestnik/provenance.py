@@ -126,21 +126,20 @@ def job_provenance_inputs(config: Mapping[str, Any], job: str) -> tuple[dict, li
     are its text or audio file and its avatar; the model files are those its engines load
     (a Wav2Lip checkpoint, the neural TTS models), where they exist.
     """
-    from vestnik.config import job_input, merged_settings
+    from vestnik.config import check_job, job_input
 
     kind, value = job_input(dict(config), job)
-    settings = merged_settings(dict(config), job)
+    settings = check_job(dict(config), job)
     block = {"job": job, "input": {kind: value}, "settings": settings, "fps": config["fps"]}
     inputs = [value] if kind in ("text_file", "audio") else []
     inputs.append(settings["avatar"])
-    models: list[str] = []
-    if settings["lipsync"]["engine"] == "wav2lip":
-        models.append(settings["lipsync"].get("wav2lip", {}).get("checkpoint") or "")
-    tts = settings.get("tts") or {}
-    if tts.get("engine") == "neural":
-        from vestnik.tts.neural import model_paths
+    from vestnik import engines
 
-        models.extend(str(p) for p in model_paths(tts.get("neural") or {}))
+    models = [
+        weight.path
+        for kind in ("lipsync", "tts")
+        for weight in engines.weight_files(settings, kind).values()
+    ]
     return (
         block,
         [str(p) for p in inputs if p and Path(p).is_file()],

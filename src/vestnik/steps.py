@@ -23,15 +23,7 @@ from vestnik.errors import VestnikError
 from vestnik.io import write_json
 
 SPEECH_RATE = 22050
-LIMITS = {"max_text_chars": 50_000, "max_speech_seconds": 3600.0}
-"""Defaults of the `limits` settings: about 50 minutes of speech at eSpeak's default rate, and
-an hour of speech; larger jobs take hours and gigabytes, so they are refused unless raised."""
 log = logging.getLogger("vestnik")
-
-
-def job_limits(settings: dict) -> dict:
-    """The job's `limits` block over the defaults."""
-    return {**LIMITS, **(settings.get("limits") or {})}
 
 
 def _check_text_size(text: str, limit: int, job: str, path: str | None) -> None:
@@ -91,8 +83,8 @@ def preflight(job: str, settings: dict, kind: str, value: str) -> None:
     from vestnik.lipsync import check_engine
     from vestnik.text.normalize import has_speakable
 
-    check_settings(settings, job)
-    limits = job_limits(settings)
+    settings = check_settings(settings, job)
+    limits = settings["limits"]
     avatar = load_avatar(settings["avatar"], job=job)
     check_engine(settings["lipsync"], avatar, job)
     if kind == "audio":
@@ -124,12 +116,22 @@ def preflight(job: str, settings: dict, kind: str, value: str) -> None:
 
 
 def synthesize_job(
-    job: str, settings: dict, kind: str, value: str, out_wav: str, out_json: str
+    job: str,
+    settings: dict,
+    kind: str,
+    value: str,
+    out_wav: str,
+    out_json: str,
+    gpu: dict | None = None,
 ) -> None:
-    """Speech for a job: TTS of its text, or its own recording resampled to 22,050 Hz."""
+    """Speech for a job: TTS of its text, or its own recording resampled to 22,050 Hz.
+
+    `gpu` is the config's `gpu:` block, for TTS engines that take a device slot.
+    """
     from vestnik.tts import synthesize
     from vestnik.tts.speech import Speech
 
+    settings = check_settings(settings, job)
     preflight(job, settings, kind, value)
     if kind == "audio":
         try:
@@ -140,10 +142,9 @@ def synthesize_job(
             raise VestnikError("the audio is silent", job=job, path=value)
         speech = Speech(samples, SPEECH_RATE, [], "", "recording")
     else:
-        speech = synthesize(read_text_input(kind, value, job), settings["tts"], job=job)
-        _check_speech_length(
-            speech.duration, job_limits(settings)["max_speech_seconds"], job, None
-        )
+        text = read_text_input(kind, value, job)
+        speech = synthesize(text, settings["tts"], job=job, gpu=gpu)
+        _check_speech_length(speech.duration, settings["limits"]["max_speech_seconds"], job, None)
     log.info("job %s: %.2f s of speech (%s)", job, speech.duration, speech.engine)
     speech.save(out_wav, out_json)
 

@@ -8,13 +8,13 @@ ACOUSTIC_TRAIN = list(ACOUSTIC["train"])
 
 rule train_acoustic:
     input:
-        train="results/data/ruslan/train.tsv",
-        val="results/data/ruslan/val.tsv",
+        train=layout.CORPUS_TRAIN,
+        val=layout.CORPUS_VAL,
     output:
-        model="results/models/acoustic/{name}/model.pt",
-        provenance="results/models/acoustic/{name}/provenance.json",
+        model=layout.ACOUSTIC_MODEL,
+        provenance=layout.ACOUSTIC_PROVENANCE,
         curves=report(
-            "results/models/acoustic/{name}/curves.png",
+            layout.ACOUSTIC_CURVES,
             caption="../report/acoustic_curves.rst",
             category="Acoustic model",
             subcategory="{name}",
@@ -22,7 +22,6 @@ rule train_acoustic:
         ),
     params:
         block=lambda wildcards: ACOUSTIC["experiments"][wildcards.name],
-        gpu=config.get("gpu"),
     wildcard_constraints:
         name=r"[A-Za-z0-9][A-Za-z0-9_.\-]*",
     threads: ACOUSTIC["threads"]
@@ -31,8 +30,8 @@ rule train_acoustic:
     conda:
         "../envs/vestnik.yaml"
     log:
-        "logs/acoustic/{name}/train.log",
+        fill(layout.MODEL_LOG, kind="acoustic", step="train"),
     benchmark:
-        "results/models/benchmarks/acoustic_{name}_train.tsv"
+        fill(layout.MODEL_BENCHMARK, kind="acoustic", step="train")
     script:
         "../scripts/train_acoustic.py"

@@ -1,16 +1,37 @@
-# Helpers shared by every .smk file: job lookup and per-job settings.
+# Helpers shared by every .smk file: output paths, per-job settings, and what each step reads.
+# Paths come from vestnik.layout, engines from vestnik.engines. A job whose entry or settings do
+# not fit the schema gets no inputs or params here; its tts step fails with the schema's message,
+# so one bad job never stops the others.
+import functools
+import sys
 from pathlib import Path
 
-from vestnik.config import job_input, merged_settings
+from vestnik import engines, layout
+from vestnik.config import check_job, job_input, step_settings
+from vestnik.errors import VestnikError
+from vestnik.layout import fill
 from vestnik.provenance import job_provenance_inputs
 
 JOBS = sorted(config["jobs"])
 FPS = config["fps"]
 
 
-def settings(wildcards):
-    """The job's defaults merged with its overrides (checked by the job itself)."""
-    return merged_settings(config, wildcards.job)
+@functools.cache
+def checked_settings(job):
+    """The job's checked settings (defaults filled in), or None when they do not fit."""
+    try:
+        return check_job(config, job)
+    except VestnikError:
+        return None
+
+
+for _job in JOBS:
+    if checked_settings(_job) is None:
+        try:
+            check_job(config, _job)
+        except VestnikError as _error:
+            print(f"Vestnik: {_error}\n(this job fails at its tts step; the others run)",
+                  file=sys.stderr)
 
 
 def existing(path):
@@ -19,53 +40,66 @@ def existing(path):
 
 
 def avatar_input(wildcards):
-    return existing(settings(wildcards)["avatar"])
+    settings = checked_settings(wildcards.job)
+    return existing(settings["avatar"]) if settings else []
+
+
+def engine_models(kind):
+    """Input function: the weights files of the job's `kind` engine, by setting name.
+
+    A file that an experiment defined in the config trains is an input (the workflow trains it);
+    any other counts only if it exists (a missing file fails its own job).
+    """
+
+    def inputs(wildcards):
+        settings = checked_settings(wildcards.job)
+        if settings is None:
+            return {}
+        models = {}
+        for key, weight in engines.weight_files(settings, kind).items():
+            trained = weight.experiment in config.get(weight.trainer, {}).get("experiments", {})
+            models[f"{key}_model"] = [weight.path] if trained else existing(weight.path)
+        return models
+
+    return inputs
+
+
+def device_slots(kind):
+    """Resource function: 1 when the job's `kind` engine takes a device slot (`gpu`), else 0."""
+
+    def gpu(wildcards):
+        settings = checked_settings(wildcards.job)
+        return int(bool(settings) and engines.takes_device_slot(settings, kind))
+
+    return gpu
 
 
 def speech_inputs(wildcards):
-    kind, value = job_input(config, wildcards.job)
-    inputs = {"avatar": avatar_input(wildcards)}
-    if kind in ("text_file", "audio"):
-        inputs["source"] = existing(value)
-    inputs.update(neural_tts_models(wildcards))
+    inputs = {"avatar": avatar_input(wildcards), **engine_models("tts")(wildcards)}
+    if checked_settings(wildcards.job) is not None:
+        kind, value = job_input(config, wildcards.job)
+        if kind in ("text_file", "audio"):
+            inputs["source"] = existing(value)
     return inputs
 
 
-def neural_tts_models(wildcards):
-    """Model files of a `neural` TTS job: an experiment defined in the config is trained by the
-    workflow; a file path counts only if it exists (a missing file fails its own job)."""
-    tts = settings(wildcards).get("tts") or {}
-    if tts.get("engine") != "neural":
-        return {}
-    from vestnik.tts.neural import model_paths, trained_experiments
+def step_params(step):
+    """Params function: only the settings that `step` reads (see vestnik.config.step_settings),
+    so a change reruns that step and what follows it, nothing before."""
 
-    neural = tts.get("neural") or {}
-    named = trained_experiments(neural)
-    inputs = {}
-    for kind, path in zip(("acoustic", "vocoder"), model_paths(neural)):
-        defined = named.get(kind) in config.get(kind, {}).get("experiments", {})
-        inputs[f"{kind}_model"] = [path] if defined else existing(path)
-    return inputs
+    def params(wildcards):
+        settings = checked_settings(wildcards.job)
+        return step_settings(settings, step) if settings else {"invalid": True}
+
+    return params
 
 
-def tts_gpu(wildcards):
-    """Neural TTS takes a GPU slot unless its settings pin it to the CPU."""
-    tts = settings(wildcards)["tts"]
-    neural = tts.get("neural") or {}
-    return 1 if tts["engine"] == "neural" and neural.get("device", "auto") != "cpu" else 0
+def job_source(wildcards):
+    return job_input(config, wildcards.job) if checked_settings(wildcards.job) else None
 
 
-def lipsync_gpu(wildcards):
-    """GPU engines take one slot of `--resources gpu=N`; CPU engines take none."""
-    return 1 if settings(wildcards)["lipsync"]["engine"] == "wav2lip" else 0
-
-
-def lipsync_model(wildcards):
-    """The Wav2Lip checkpoint as an input of wav2lip jobs (only if it exists; see `existing`)."""
-    lipsync = settings(wildcards)["lipsync"]
-    if lipsync["engine"] != "wav2lip":
-        return []
-    return existing(lipsync.get("wav2lip", {}).get("checkpoint"))
+def provenance_record(wildcards):
+    return job_provenance_inputs(config, wildcards.job) if checked_settings(wildcards.job) else None
 
 
 def planned_chunks(wildcards):
@@ -75,17 +109,10 @@ def planned_chunks(wildcards):
     return [c.chunk for c in read_plan(plan)]
 
 
-def chunk_videos(wildcards):
-    return expand("results/jobs/{job}/chunks/{i}.mp4", job=wildcards.job, i=planned_chunks(wildcards))
+def per_chunk(pattern):
+    """Input function: `pattern` for every chunk of the job's plan."""
 
-
-def chunk_timings(wildcards):
-    return expand("results/jobs/{job}/chunks/{i}.json", job=wildcards.job, i=planned_chunks(wildcards))
-
-
-def chunk_benchmarks(stage):
     def inputs(wildcards):
-        pattern = f"results/jobs/{{job}}/benchmarks/{stage}_{{i}}.tsv"
-        return expand(pattern, job=wildcards.job, i=planned_chunks(wildcards))
+        return expand(pattern, job=wildcards.job, i=planned_chunks(wildcards), allow_missing=True)
 
     return inputs

@@ -3,8 +3,8 @@
 import os
 
 RUSLAN = config["ruslan"]
-CORPUS_METADATA = os.path.join(RUSLAN["root"], "metadata_RUSLAN_22200.csv")
-CORPUS_WAVS = os.path.join(RUSLAN["root"], "ruslan_dataset")
+CORPUS_METADATA = os.path.join(RUSLAN["root"], layout.CORPUS_METADATA_NAME)
+CORPUS_WAVS = os.path.join(RUSLAN["root"], layout.CORPUS_WAVS_NAME)
 CORPUS_SHARDS = list(range(RUSLAN["shards"]))
 
 
@@ -12,14 +12,14 @@ rule espeak_corpus:
     input:
         RUSLAN["espeak_sentences"],
     output:
-        metadata="results/data/espeak_corpus/metadata_RUSLAN_22200.csv",
-        wavs=directory("results/data/espeak_corpus/ruslan_dataset"),
+        metadata=f"{layout.ESPEAK_CORPUS}/{layout.CORPUS_METADATA_NAME}",
+        wavs=directory(f"{layout.ESPEAK_CORPUS}/{layout.CORPUS_WAVS_NAME}"),
     conda:
         "../envs/vestnik.yaml"
     log:
-        "logs/data/espeak_corpus.log",
+        fill(layout.DATA_LOG, step="espeak_corpus"),
     benchmark:
-        "results/data/benchmarks/espeak_corpus.tsv"
+        fill(layout.DATA_BENCHMARK, step="espeak_corpus")
     script:
         "../scripts/espeak_corpus.py"
 
@@ -29,26 +29,26 @@ rule corpus_scan:
         metadata=CORPUS_METADATA,
         wavs=CORPUS_WAVS,
     output:
-        "results/data/ruslan/scan.tsv",
+        layout.CORPUS_SCAN,
     params:
         shards=RUSLAN["shards"],
         source_rate=RUSLAN["source_rate"],
     conda:
         "../envs/vestnik.yaml"
     log:
-        "logs/data/corpus_scan.log",
+        fill(layout.DATA_LOG, step="corpus_scan"),
     benchmark:
-        "results/data/benchmarks/corpus_scan.tsv"
+        fill(layout.DATA_BENCHMARK, step="corpus_scan")
     script:
         "../scripts/corpus_scan.py"
 
 
 rule corpus_shard:
     input:
-        scan="results/data/ruslan/scan.tsv",
+        scan=layout.CORPUS_SCAN,
         wavs=CORPUS_WAVS,
     output:
-        directory("results/data/ruslan/shards/{shard}"),
+        directory(layout.CORPUS_SHARD),
     params:
         clean={key: RUSLAN[key] for key in ("trim_db", "trim_margin", "peak", "min_seconds")},
     wildcard_constraints:
@@ -57,29 +57,29 @@ rule corpus_shard:
     conda:
         "../envs/vestnik.yaml"
     log:
-        "logs/data/corpus_shard_{shard}.log",
+        fill(layout.DATA_LOG, step="corpus_shard_{shard}"),
     benchmark:
-        "results/data/benchmarks/corpus_shard_{shard}.tsv"
+        fill(layout.DATA_BENCHMARK, step="corpus_shard_{shard}")
     script:
         "../scripts/corpus_shard.py"
 
 
 rule corpus_split:
     input:
-        scan="results/data/ruslan/scan.tsv",
-        shards=expand("results/data/ruslan/shards/{shard}", shard=CORPUS_SHARDS),
+        scan=layout.CORPUS_SCAN,
+        shards=expand(layout.CORPUS_SHARD, shard=CORPUS_SHARDS),
     output:
-        manifest="results/data/ruslan/manifest.tsv",
-        rejected="results/data/ruslan/rejected.tsv",
-        train="results/data/ruslan/train.tsv",
-        val="results/data/ruslan/val.tsv",
-        summary="results/data/ruslan/summary.json",
+        manifest=layout.CORPUS_MANIFEST,
+        rejected=layout.CORPUS_REJECTED,
+        train=layout.CORPUS_TRAIN,
+        val=layout.CORPUS_VAL,
+        summary=layout.CORPUS_SUMMARY,
     params:
         val_size=RUSLAN["val_size"],
         seed=RUSLAN["seed"],
     conda:
         "../envs/vestnik.yaml"
     log:
-        "logs/data/corpus_split.log",
+        fill(layout.DATA_LOG, step="corpus_split"),
     script:
         "../scripts/corpus_split.py"

@@ -3,31 +3,31 @@
 
 rule run_report:
     input:
-        stats=expand("results/jobs/{job}/stats.json", job=JOBS),
-        videos=expand("results/jobs/{job}/final.mp4", job=JOBS),
+        stats=expand(layout.STATS, job=JOBS),
+        videos=expand(layout.FINAL_VIDEO, job=JOBS),
     output:
         tsv=report(
-            "results/report/benchmarks.tsv",
+            layout.RUN_BENCHMARKS,
             caption="../report/benchmarks_tsv.rst",
             category="Performance",
         ),
         chart=report(
-            "results/report/runtime_memory.png",
+            layout.RUNTIME_CHART,
             caption="../report/runtime_memory.rst",
             category="Performance",
         ),
         rules=report(
-            "results/report/rules.html",
+            layout.RULES_TABLE,
             caption="../report/rules_table.rst",
             category="Performance",
         ),
         jobs=report(
-            "results/report/jobs.html",
+            layout.JOBS_TABLE,
             caption="../report/jobs_table.rst",
             category="Performance",
         ),
         gallery=report(
-            "results/report/videos.html",
+            layout.GALLERY,
             caption="../report/videos.rst",
             category="Videos",
         ),
@@ -39,25 +39,25 @@ rule run_report:
     conda:
         "../envs/vestnik.yaml"
     log:
-        "logs/report/run_report.log",
+        fill(layout.REPORT_LOG, step="run_report"),
     script:
         "../scripts/run_report.py"
 
 
 rule vocoder_report:
     input:
-        generator="results/models/vocoder/{name}/generator.pt",
-        metrics="results/models/vocoder/{name}/eval/metrics.json",
+        generator=layout.VOCODER_GENERATOR,
+        metrics=layout.VOCODER_METRICS,
     output:
         page=report(
-            "results/models/vocoder/{name}/report/validation.html",
+            layout.VOCODER_REPORT,
             caption="../report/vocoder_validation.rst",
             category="Vocoder",
             subcategory="{name}",
             labels={"experiment": "{name}", "file": "validation.html"},
         ),
         log=report(
-            "results/models/vocoder/{name}/report/train_log.csv",
+            layout.VOCODER_TRAIN_LOG,
             caption="../report/vocoder_train_log.rst",
             category="Vocoder",
             subcategory="{name}",
@@ -70,24 +70,24 @@ rule vocoder_report:
     params:
         samples="samples",
     log:
-        "logs/vocoder/{name}/report.log",
+        fill(layout.MODEL_LOG, kind="vocoder", step="report"),
     script:
         "../scripts/experiment_report.py"
 
 
 rule acoustic_report:
     input:
-        model="results/models/acoustic/{name}/model.pt",
+        model=layout.ACOUSTIC_MODEL,
     output:
         page=report(
-            "results/models/acoustic/{name}/report/validation.html",
+            layout.ACOUSTIC_REPORT,
             caption="../report/acoustic_validation.rst",
             category="Acoustic model",
             subcategory="{name}",
             labels={"experiment": "{name}", "file": "validation.html"},
         ),
         log=report(
-            "results/models/acoustic/{name}/report/train_log.csv",
+            layout.ACOUSTIC_TRAIN_LOG,
             caption="../report/acoustic_train_log.rst",
             category="Acoustic model",
             subcategory="{name}",
@@ -100,6 +100,6 @@ rule acoustic_report:
     params:
         samples="plots",
     log:
-        "logs/acoustic/{name}/report.log",
+        fill(layout.MODEL_LOG, kind="acoustic", step="report"),
     script:
         "../scripts/experiment_report.py"

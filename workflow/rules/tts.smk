@@ -6,23 +6,23 @@ rule tts:
         unpack(speech_inputs),
     output:
         wav=report(
-            "results/jobs/{job}/speech.wav",
+            layout.SPEECH_WAV,
             caption="../report/speech.rst",
             category="Jobs",
             subcategory="{job}",
             labels={"job": "{job}", "file": "speech.wav"},
         ),
-        json="results/jobs/{job}/speech.json",
+        json=layout.SPEECH_JSON,
     params:
-        settings=settings,
-        source=lambda wildcards: job_input(config, wildcards.job),
+        settings=step_params("tts"),
+        source=job_source,
     resources:
-        gpu=tts_gpu,
+        gpu=device_slots("tts"),
     conda:
         "../envs/vestnik.yaml"
     log:
-        "logs/jobs/{job}/tts.log",
+        fill(layout.JOB_LOG, step="tts"),
     benchmark:
-        "results/jobs/{job}/benchmarks/tts.tsv"
+        fill(layout.JOB_BENCHMARK, stage="tts")
     script:
         "../scripts/tts.py"

@@ -3,102 +3,101 @@
 
 checkpoint plan_chunks:
     input:
-        "results/jobs/{job}/speech.wav",
+        layout.SPEECH_WAV,
     output:
-        "results/jobs/{job}/chunks.tsv",
+        layout.CHUNK_PLAN,
     params:
-        settings=settings,
+        settings=step_params("plan"),
         fps=FPS,
     conda:
         "../envs/vestnik.yaml"
     log:
-        "logs/jobs/{job}/plan_chunks.log",
+        fill(layout.JOB_LOG, step="plan_chunks"),
     benchmark:
-        "results/jobs/{job}/benchmarks/plan.tsv"
+        fill(layout.JOB_BENCHMARK, stage="plan")
     script:
         "../scripts/plan_chunks.py"
 
 
 rule chunk_audio:
     input:
-        speech="results/jobs/{job}/speech.wav",
-        plan="results/jobs/{job}/chunks.tsv",
+        speech=layout.SPEECH_WAV,
+        plan=layout.CHUNK_PLAN,
     output:
-        "results/jobs/{job}/chunks/{i}.wav",
+        layout.CHUNK_WAV,
     conda:
         "../envs/vestnik.yaml"
     log:
-        "logs/jobs/{job}/chunk_audio_{i}.log",
+        fill(layout.JOB_LOG, step="chunk_audio_{i}"),
     benchmark:
-        "results/jobs/{job}/benchmarks/split_{i}.tsv"
+        fill(layout.JOB_BENCHMARK, stage="split_{i}")
     script:
         "../scripts/chunk_audio.py"
 
 
 rule lipsync:
     input:
-        unpack(lambda wildcards: {"avatar": avatar_input(wildcards)}),
-        model=lipsync_model,
-        audio="results/jobs/{job}/chunks/{i}.wav",
-        plan="results/jobs/{job}/chunks.tsv",
-        speech="results/jobs/{job}/speech.json",
+        unpack(engine_models("lipsync")),
+        avatar=avatar_input,
+        audio=layout.CHUNK_WAV,
+        plan=layout.CHUNK_PLAN,
+        speech=layout.SPEECH_JSON,
     output:
-        video="results/jobs/{job}/chunks/{i}.mp4",
-        timing="results/jobs/{job}/chunks/{i}.json",
+        video=layout.CHUNK_VIDEO,
+        timing=layout.CHUNK_TIMING,
     params:
-        settings=settings,
+        settings=step_params("lipsync"),
         fps=FPS,
-        gpu=config.get("gpu", {}),
     threads: 1
     resources:
-        gpu=lipsync_gpu,
+        gpu=device_slots("lipsync"),
     conda:
         "../envs/vestnik.yaml"
     log:
-        "logs/jobs/{job}/lipsync_{i}.log",
+        fill(layout.JOB_LOG, step="lipsync_{i}"),
     benchmark:
-        "results/jobs/{job}/benchmarks/lipsync_{i}.tsv"
+        fill(layout.JOB_BENCHMARK, stage="lipsync_{i}")
     script:
         "../scripts/lipsync.py"
 
 
 rule merge:
     input:
-        videos=chunk_videos,
-        speech="results/jobs/{job}/speech.wav",
+        videos=per_chunk(layout.CHUNK_VIDEO),
+        speech=layout.SPEECH_WAV,
     output:
         video=report(
-            "results/jobs/{job}/final.mp4",
+            layout.FINAL_VIDEO,
             caption="../report/final_video.rst",
             category="Jobs",
             subcategory="{job}",
             labels={"job": "{job}", "file": "final.mp4"},
         ),
-        provenance="results/jobs/{job}/provenance.json",
+        provenance=layout.PROVENANCE,
     params:
-        record=lambda wildcards: job_provenance_inputs(config, wildcards.job),
+        record=provenance_record,
     conda:
         "../envs/vestnik.yaml"
     log:
-        "logs/jobs/{job}/merge.log",
+        fill(layout.JOB_LOG, step="merge"),
     benchmark:
-        "results/jobs/{job}/benchmarks/merge.tsv"
+        fill(layout.JOB_BENCHMARK, stage="merge")
     script:
         "../scripts/merge.py"
 
 
 rule stats:
     input:
-        final="results/jobs/{job}/final.mp4",
-        speech="results/jobs/{job}/speech.json",
-        timings=chunk_timings,
-        tts="results/jobs/{job}/benchmarks/tts.tsv",
-        plan="results/jobs/{job}/benchmarks/plan.tsv",
-        split=chunk_benchmarks("split"),
-        merge="results/jobs/{job}/benchmarks/merge.tsv",
+        final=layout.FINAL_VIDEO,
+        speech=layout.SPEECH_JSON,
+        timings=per_chunk(layout.CHUNK_TIMING),
+        tts=fill(layout.JOB_BENCHMARK, stage="tts"),
+        plan=fill(layout.JOB_BENCHMARK, stage="plan"),
+        split=per_chunk(fill(layout.JOB_BENCHMARK, stage="split_{i}")),
+        merge=fill(layout.JOB_BENCHMARK, stage="merge"),
     output:
         report(
-            "results/jobs/{job}/stats.json",
+            layout.STATS,
             caption="../report/job_stats.rst",
             category="Jobs",
             subcategory="{job}",
@@ -107,6 +106,6 @@ rule stats:
     conda:
         "../envs/vestnik.yaml"
     log:
-        "logs/jobs/{job}/stats.log",
+        fill(layout.JOB_LOG, step="stats"),
     script:
         "../scripts/stats.py"

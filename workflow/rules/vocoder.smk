@@ -7,13 +7,13 @@ VOCODER_TRAIN = list(VOCODER["train"])
 
 rule train_vocoder:
     input:
-        train="results/data/ruslan/train.tsv",
-        val="results/data/ruslan/val.tsv",
+        train=layout.CORPUS_TRAIN,
+        val=layout.CORPUS_VAL,
     output:
-        generator="results/models/vocoder/{name}/generator.pt",
-        provenance="results/models/vocoder/{name}/provenance.json",
+        generator=layout.VOCODER_GENERATOR,
+        provenance=layout.VOCODER_PROVENANCE,
         curves=report(
-            "results/models/vocoder/{name}/curves.png",
+            layout.VOCODER_CURVES,
             caption="../report/vocoder_curves.rst",
             category="Vocoder",
             subcategory="{name}",
@@ -21,7 +21,6 @@ rule train_vocoder:
         ),
     params:
         block=lambda wildcards: VOCODER["experiments"][wildcards.name],
-        gpu=config.get("gpu"),
     wildcard_constraints:
         name=r"[A-Za-z0-9][A-Za-z0-9_.\-]*",
     threads: VOCODER["threads"]
@@ -30,28 +29,28 @@ rule train_vocoder:
     conda:
         "../envs/vestnik.yaml"
     log:
-        "logs/vocoder/{name}/train.log",
+        fill(layout.MODEL_LOG, kind="vocoder", step="train"),
     benchmark:
-        "results/models/benchmarks/vocoder_{name}_train.tsv"
+        fill(layout.MODEL_BENCHMARK, kind="vocoder", step="train")
     script:
         "../scripts/train_vocoder.py"
 
 
 rule vocoder_eval:
     input:
-        generator="results/models/vocoder/{name}/generator.pt",
-        val="results/data/ruslan/val.tsv",
+        generator=layout.VOCODER_GENERATOR,
+        val=layout.CORPUS_VAL,
     output:
-        metrics="results/models/vocoder/{name}/eval/metrics.json",
+        metrics=layout.VOCODER_METRICS,
         table=report(
-            "results/models/vocoder/{name}/eval/metrics.tsv",
+            layout.VOCODER_METRICS_TABLE,
             caption="../report/vocoder_metrics.rst",
             category="Vocoder",
             subcategory="{name}",
             labels={"experiment": "{name}", "file": "metrics.tsv"},
         ),
         plot=report(
-            "results/models/vocoder/{name}/eval/spectrograms.png",
+            layout.VOCODER_SPECTROGRAMS,
             caption="../report/vocoder_spectrograms.rst",
             category="Vocoder",
             subcategory="{name}",
@@ -67,8 +66,8 @@ rule vocoder_eval:
     conda:
         "../envs/vestnik.yaml"
     log:
-        "logs/vocoder/{name}/eval.log",
+        fill(layout.MODEL_LOG, kind="vocoder", step="eval"),
     benchmark:
-        "results/models/benchmarks/vocoder_{name}_eval.tsv"
+        fill(layout.MODEL_BENCHMARK, kind="vocoder", step="eval")
     script:
         "../scripts/eval_vocoder.py"

@@ -15,7 +15,7 @@ run_step(
         snakemake.input.speech,
         snakemake.output.video,
         snakemake.output.timing,
-        gpu=snakemake.params.gpu,
+        gpu=snakemake.config.get("gpu"),  # not a param: slots never rerun a chunk
         threads=snakemake.threads,
     ),
 )

@@ -14,6 +14,6 @@ run_step(
         snakemake.input.val,
         Path(snakemake.output.generator).parent,
         threads=snakemake.threads,
-        gpu=snakemake.params.gpu,
+        gpu=snakemake.config.get("gpu"),  # not a param: slots never retrain
     ),
 )

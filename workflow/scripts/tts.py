@@ -1,17 +1,28 @@
-"""Snakemake adapter: speech for one job."""
+"""Snakemake adapter: speech for one job.
 
+The job is checked here, from the config (its tts params hold only the TTS settings, so that
+other settings never rerun it); a job that does not fit the schema fails with that message.
+"""
+
+from vestnik.config import check_job, job_input
 from vestnik.runner import run_step
 from vestnik.steps import synthesize_job
 
-kind, value = snakemake.params.source
-run_step(
-    snakemake,
-    lambda: synthesize_job(
-        snakemake.wildcards.job,
-        snakemake.params.settings,
+job = snakemake.wildcards.job
+
+
+def synthesize():
+    settings = check_job(snakemake.config, job)
+    kind, value = job_input(snakemake.config, job)
+    synthesize_job(
+        job,
+        settings,
         kind,
         value,
         snakemake.output.wav,
         snakemake.output.json,
-    ),
-)
+        gpu=snakemake.config.get("gpu"),
+    )
+
+
+run_step(snakemake, synthesize)

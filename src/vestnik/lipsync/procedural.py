@@ -18,11 +18,11 @@ import cv2
 import numpy as np
 
 from vestnik.avatar import Avatar
+from vestnik.config import engine_settings
 from vestnik.errors import VestnikError
 from vestnik.lipsync.chunk import ChunkJob
 from vestnik.lipsync.face import Box, find_mouth_box
 from vestnik.lipsync.visemes import (
-    MAX_LEAD,
     has_timings,
     openness_from_audio,
     openness_from_events,
@@ -112,90 +112,44 @@ def _geometry(box: Box, width: int, height: int, upper_lip: float) -> _Geometry:
 class ProceduralEngine:
     """Lip-sync by warping the avatar's mouth; the default engine, needing no model weights.
 
-    Settings (all optional):
-      mouth_box       [x, y, width, height] of the mouth in avatar pixels; default: detected
-      max_open        gap between the lips when fully open, in mouth-box heights (0.6)
+    Settings (all optional; defaults and ranges in the schema's `lipsync.procedural` block):
+      mouth_box       [x, y, width, height] of the mouth in avatar pixels; null: detected
+      max_open        gap between the lips when fully open, in mouth-box heights
       upper_lip       share of the opening made by the upper lip moving up; the jaw makes
-                      the rest (0.25)
+                      the rest
       source          "auto" (phoneme/word events when the job has them, else audio),
-                      "events" or "audio" ("auto")
-      attack, release seconds for the mouth to open and to close (0.03, 0.05)
-      lead            seconds a mouth shape shows before its sound (0.02)
-      gate_db         audio level in dBFS at and below which the mouth stays shut (-42)
-      full_db         audio level in dBFS that opens the mouth fully (-16)
-      teeth           opacity of the upper-teeth hint inside the mouth, 0..1 (0.5)
-      interior_color  BGR colour of the inside of the mouth ([34, 32, 80])
+                      "events" or "audio"
+      attack          seconds for the mouth to open
+      release         seconds for the mouth to close
+      lead            seconds a mouth shape shows before its sound (at most MAX_LEAD)
+      gate_db         audio level in dBFS at and below which the mouth stays shut
+      full_db         audio level in dBFS that opens the mouth fully (louder than gate_db)
+      teeth           opacity of the upper-teeth hint inside the mouth, 0..1
+      interior_color  BGR colour of the inside of the mouth
     """
 
     device = "cpu"
-
-    DEFAULTS: dict = {
-        "mouth_box": None,
-        "max_open": 0.6,
-        "upper_lip": 0.25,
-        "source": "auto",
-        "attack": 0.03,
-        "release": 0.05,
-        "lead": 0.02,
-        "gate_db": -42.0,
-        "full_db": -16.0,
-        "teeth": 0.5,
-        "interior_color": [34, 32, 80],
-    }
 
     def __init__(
         self, settings: dict | None = None, *, job: str | None = None, gpu: dict | None = None
     ):
         self.job = job
-        settings = dict(settings or {})
-        unknown = sorted(set(settings) - set(self.DEFAULTS))
-        if unknown:
-            raise VestnikError(
-                f"unknown procedural lipsync setting(s) {unknown}; known: {sorted(self.DEFAULTS)}",
-                job=job,
-            )
-        merged = {**self.DEFAULTS, **{k: v for k, v in settings.items() if v is not None}}
-        self.mouth_box = settings.get("mouth_box")
-        self.max_open = self._number(merged, "max_open", 0.0, 1.2)
-        self.upper_lip = self._number(merged, "upper_lip", 0.0, 1.0)
-        self.attack = self._number(merged, "attack", 0.0, 0.2)
-        self.release = self._number(merged, "release", 0.0, 0.3)
-        self.lead = self._number(merged, "lead", -MAX_LEAD, MAX_LEAD)
-        self.gate_db = self._number(merged, "gate_db", -120.0, 0.0)
-        self.full_db = self._number(merged, "full_db", -120.0, 0.0)
-        self.teeth = self._number(merged, "teeth", 0.0, 1.0)
+        merged = engine_settings("lipsync", "procedural", settings, job)
+        self.mouth_box = merged["mouth_box"]
+        self.max_open = float(merged["max_open"])
+        self.upper_lip = float(merged["upper_lip"])
+        self.attack = float(merged["attack"])
+        self.release = float(merged["release"])
+        self.lead = float(merged["lead"])
+        self.gate_db = float(merged["gate_db"])
+        self.full_db = float(merged["full_db"])
+        self.teeth = float(merged["teeth"])
         if self.full_db <= self.gate_db:
             raise VestnikError("lipsync full_db must be louder than gate_db", job=job)
-        self.source = str(merged["source"])
-        if self.source not in ("auto", "events", "audio"):
-            raise VestnikError(
-                f"lipsync source must be auto, events or audio, not {self.source!r}", job=job
-            )
-        self.interior = self._color(merged["interior_color"])
+        self.source = merged["source"]
+        self.interior = np.array(merged["interior_color"], dtype=np.float32)
         self.teeth_color = np.array(TEETH_COLOR, dtype=np.float32)
         self._geometries: dict[tuple, _Geometry] = {}
-
-    def _color(self, color: object) -> np.ndarray:
-        try:
-            bgr = np.array(color, dtype=np.float32)
-        except (TypeError, ValueError):
-            bgr = np.array([])
-        if bgr.shape != (3,) or not np.all((bgr >= 0) & (bgr <= 255)):
-            raise VestnikError(
-                f"lipsync interior_color must be [B, G, R] in 0..255, got {color!r}", job=self.job
-            )
-        return bgr
-
-    def _number(self, merged: dict, key: str, lo: float, hi: float) -> float:
-        try:
-            value = float(merged[key])
-        except (TypeError, ValueError):
-            value = math.nan
-        if not lo <= value <= hi:
-            raise VestnikError(
-                f"lipsync {key} must be a number in [{lo}, {hi}], got {merged[key]!r}", job=self.job
-            )
-        return value
 
     def openness(self, chunk: ChunkJob) -> np.ndarray:
         """Mouth openness 0..1 for each frame of the chunk, from events or from the audio."""

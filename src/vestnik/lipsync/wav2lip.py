@@ -23,6 +23,7 @@ import cv2
 import numpy as np
 
 from vestnik.avatar import Avatar
+from vestnik.config import engine_settings
 from vestnik.errors import VestnikError
 from vestnik.lipsync.chunk import ChunkJob
 from vestnik.lipsync.face import Box, detect_face
@@ -38,8 +39,6 @@ FEATHER = 0.06
 STD_RATIO_LIMITS = (0.5, 2.0)
 """Bounds of the per-channel contrast correction in colour matching."""
 
-PRECISIONS = ("auto", "fp32", "fp16", "bf16")
-
 _lock = threading.Lock()
 _detections: dict[tuple, list[Box | None]] = {}
 _models: dict[tuple, object] = {}
@@ -48,55 +47,31 @@ _models: dict[tuple, object] = {}
 class Wav2LipEngine:
     """Lip-sync with an official-format Wav2Lip checkpoint.
 
-    Settings (all optional):
+    Settings (all optional; defaults and ranges in the schema's `lipsync.wav2lip` block):
       checkpoint    path of wav2lip.pth / wav2lip_gan.pth or a file in the same format
-                    ("resources/models/wav2lip_gan.pth"; not shipped, see docs/wav2lip.md)
-      batch_size    frames per network call (32); every call is padded to this size
+                    (not shipped, see docs/wav2lip.md)
+      batch_size    frames per network call; every call is padded to this size
       pads          [top, bottom, left, right] added to the detected face box, as fractions
-                    of its height (top, bottom) and width (left, right) ([0, 0.1, 0, 0])
+                    of its height (top, bottom) and width (left, right)
       precision     "auto" (fp16 on CUDA), "fp32", "fp16" or "bf16"; the CPU always runs fp32
-      smooth        frames in the moving average of a video avatar's face boxes (5)
+      smooth        frames in the moving average of a video avatar's face boxes
       max_face_gap  frames of a video avatar that may lack a detected face; they reuse the
-                    last good box (12); a longer gap fails the job naming the frame
+                    last good box; a longer gap fails the job naming the frame
 
     `gpu` is the top-level `gpu:` config block: the device comes from a slot of it
     (vestnik.slots), and is the CPU when no CUDA device exists.
     """
-
-    DEFAULTS: dict = {
-        "checkpoint": "resources/models/wav2lip_gan.pth",
-        "batch_size": 32,
-        "pads": [0.0, 0.1, 0.0, 0.0],
-        "precision": "auto",
-        "smooth": 5,
-        "max_face_gap": 12,
-    }
 
     def __init__(
         self, settings: dict | None = None, *, job: str | None = None, gpu: dict | None = None
     ):
         self.job = job
         self.gpu = gpu
-        settings = dict(settings or {})
-        unknown = sorted(set(settings) - set(self.DEFAULTS))
-        if unknown:
-            raise VestnikError(
-                f"unknown wav2lip setting(s) {unknown}; known: {sorted(self.DEFAULTS)}", job=job
-            )
-        self.settings = {**self.DEFAULTS, **settings}
+        self.settings = engine_settings("lipsync", "wav2lip", settings, job)
         self.checkpoint = Path(self.settings["checkpoint"])
         self.batch_size = int(self.settings["batch_size"])
         self.pads = [float(p) for p in self.settings["pads"]]
         self.precision = self.settings["precision"]
-        if self.batch_size < 1:
-            raise VestnikError("wav2lip.batch_size must be at least 1", job=job)
-        if len(self.pads) != 4:
-            raise VestnikError("wav2lip.pads must be [top, bottom, left, right]", job=job)
-        if self.precision not in PRECISIONS:
-            raise VestnikError(
-                f"wav2lip.precision must be one of {list(PRECISIONS)}, got {self.precision!r}",
-                job=job,
-            )
         self.device = "cpu"
 
     def check(self, avatar: Avatar) -> None:

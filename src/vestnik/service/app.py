@@ -421,10 +421,7 @@ def health_report(settings: ServiceSettings, manager: JobManager) -> dict:
         if not engines[kind].get(default) or not engines[kind][default].available:
             problems.append(f"default {kind} engine '{default}' is not available")
     gan, gan_reason = catalog.gan_engine(config, project)
-    gpu_running = sum(
-        1 for job_id in manager.running
-        if manager.jobs[job_id].request.lipsync_engine in catalog.WEIGHTED_ENGINES["lipsync"]
-    )
+    gpu_running = sum(1 for job_id in manager.running if manager.jobs[job_id].takes_device_slot)
     return {
         "status": "ready" if not problems else "not ready",
         "problems": problems,

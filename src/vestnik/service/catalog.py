@@ -6,11 +6,12 @@ stats), so the health endpoint reflects a checkpoint copied in while the service
 
 from __future__ import annotations
 
-import importlib
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from vestnik import engines
 from vestnik.avatar import IMAGE_SUFFIXES, VIDEO_SUFFIXES
+from vestnik.config import engine_settings
 from vestnik.errors import VestnikError
 
 NEURAL_LIPSYNC = "wav2lip"
@@ -42,42 +43,6 @@ class EngineInfo:
         return {self.name: {key: c["path"] for key, c in self.checkpoints.items()}}
 
 
-def _wav2lip_files(block: dict) -> dict[str, str]:
-    """Checkpoint settings of wav2lip, falling back to the engine's own defaults."""
-    try:
-        from vestnik.lipsync.wav2lip import Wav2LipEngine
-
-        block = {**Wav2LipEngine.DEFAULTS, **block}
-    except ImportError:
-        pass
-    return {
-        key: value
-        for key, value in block.items()
-        if isinstance(value, str) and (key == "checkpoint" or key.endswith("_checkpoint"))
-    }
-
-
-def _neural_tts_files(block: dict) -> dict[str, str]:
-    """The acoustic model and vocoder files that the neural engine's settings name."""
-    from vestnik.tts.neural import model_paths
-
-    acoustic, vocoder = model_paths(block)
-    return {"acoustic": acoustic, "vocoder": vocoder}
-
-
-WEIGHTED_ENGINES = {
-    "tts": {"neural": _neural_tts_files},
-    "lipsync": {NEURAL_LIPSYNC: _wav2lip_files},
-}
-"""Engines that cannot run without trained weights, and how to find the files they need."""
-
-
-def registered_engines(kind: str) -> tuple[str, ...]:
-    """Engine names the installed vestnik package can build (its registry)."""
-    module = importlib.import_module(f"vestnik.{kind}")
-    return tuple(getattr(module, "ENGINES", ()))
-
-
 def resolve(path: str | Path, project_dir: Path) -> Path:
     """A config path as the workflow sees it: relative paths are relative to the project."""
     path = Path(path)
@@ -91,16 +56,16 @@ def engine_info(config: dict, kind: str, name: str, project_dir: Path) -> Engine
     every weights file its settings name exists. The service never trains: a neural TTS
     experiment that has not been trained (`snakemake train`) leaves the engine unavailable.
     """
-    if name not in registered_engines(kind):
+    if name not in engines.names(kind):
         reason = f"the {kind} engine '{name}' is not part of this installation"
         return EngineInfo(kind, name, False, reason, {})
-    files = WEIGHTED_ENGINES[kind].get(name)
-    if files is None:
+    spec = engines.engine(kind, name)
+    if not spec.needs_weights:
         return EngineInfo(kind, name, True, None, {})
     block = (config.get("defaults", {}).get(kind) or {}).get(name) or {}
     try:
-        named = files(block)
-    except (VestnikError, ImportError) as exc:
+        named = {key: w.path for key, w in spec.weights(engine_settings(kind, name, block)).items()}
+    except VestnikError as exc:
         return EngineInfo(kind, name, False, str(exc), {})
     checkpoints = {
         key: {"path": str(resolve(value, project_dir).resolve()),
@@ -118,12 +83,11 @@ def engine_info(config: dict, kind: str, name: str, project_dir: Path) -> Engine
 
 
 def all_engines(config: dict, project_dir: Path) -> dict[str, dict[str, EngineInfo]]:
-    """Every registered engine plus the weighted ones the API knows, by kind."""
-    result = {}
-    for kind in ("tts", "lipsync"):
-        names = dict.fromkeys([*registered_engines(kind), *sorted(WEIGHTED_ENGINES[kind])])
-        result[kind] = {name: engine_info(config, kind, name, project_dir) for name in names}
-    return result
+    """Every registered engine, by kind."""
+    return {
+        kind: {name: engine_info(config, kind, name, project_dir) for name in engines.names(kind)}
+        for kind in engines.KINDS
+    }
 
 
 def gan_engine(config: dict, project_dir: Path) -> tuple[str, str]:

@@ -25,7 +25,8 @@ from pathlib import Path
 
 import yaml
 
-from vestnik.config import load_config
+from vestnik import engines, layout
+from vestnik.config import load_config, merged_settings
 from vestnik.errors import VestnikError
 from vestnik.io import write_json, write_text
 from vestnik.service.catalog import gpu_slots
@@ -78,11 +79,20 @@ class Job:
 
     @property
     def final_video(self) -> Path:
-        return self.run_dir / "results" / "jobs" / self.id / "final.mp4"
+        return self.run_dir / layout.job_path(layout.FINAL_VIDEO, self.id)
 
     @property
     def stats_path(self) -> Path:
-        return self.run_dir / "results" / "jobs" / self.id / "stats.json"
+        return self.run_dir / layout.job_path(layout.STATS, self.id)
+
+    @property
+    def takes_device_slot(self) -> bool:
+        """Whether the run holds a `gpu` device slot for one of its engines."""
+        try:
+            settings = merged_settings(self.config, self.id)
+        except VestnikError:
+            return False
+        return any(engines.takes_device_slot(settings, kind) for kind in engines.KINDS)
 
     @property
     def snakemake_log(self) -> Path:
@@ -287,8 +297,8 @@ class JobManager:
             "--resources", f"gpu={self.gpu_per_run}",
             "--latency-wait", "5",
             "--nocolor",
-            f"results/jobs/{job.id}/final.mp4",
-            f"results/jobs/{job.id}/stats.json",
+            layout.job_path(layout.FINAL_VIDEO, job.id),
+            layout.job_path(layout.STATS, job.id),
         ]
 
     async def _run(self, job: Job) -> None:

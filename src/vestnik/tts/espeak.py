@@ -34,10 +34,6 @@ _PARAM_RATE = 1
 _PARAM_VOLUME = 2
 _PARAM_PITCH = 3
 
-RATE_RANGE = (80, 450)
-PITCH_RANGE = (0, 100)
-VOLUME_RANGE = (0, 200)
-
 
 class _EventId(ctypes.Union):
     _fields_ = [
@@ -160,12 +156,6 @@ def _speakable(normalized: str) -> bool:
     return any(ch.isalpha() for ch in normalized)
 
 
-def _check_range(name: str, value: int, bounds: tuple[int, int]) -> int:
-    if not bounds[0] <= value <= bounds[1]:
-        raise VestnikError(f"eSpeak {name} must be within {bounds[0]}..{bounds[1]}, not {value}")
-    return int(value)
-
-
 def _piece_events(piece: str, raw: list[tuple[int, int, int, int, str]], n_samples: int,
                   rate: int) -> list[dict]:
     """Timed events of one synthesised piece (times in seconds from the piece's start).
@@ -211,24 +201,20 @@ def _piece_events(piece: str, raw: list[tuple[int, int, int, int, str]], n_sampl
 def synthesize(
     text: str,
     *,
-    voice: str = "ru",
-    rate: int = 160,
-    pitch: int = 50,
-    volume: int = 100,
-    sentence_pause: float = 0.3,
-    max_chars: int = 300,
+    voice: str,
+    rate: int,
+    pitch: int,
+    volume: int,
+    sentence_pause: float,
+    max_chars: int,
 ) -> Speech:
     """Speak Russian text with eSpeak NG: normalise, split into sentences, join with pauses.
 
-    `rate` is in words per minute, `pitch` 0..100 (50 normal), `volume` 0..200 (100 normal);
-    `sentence_pause` seconds of silence go between pieces. Raises VestnikError when the text
-    has nothing speakable.
+    The settings are the validated `tts.espeak` block (vestnik.config.engine_settings holds
+    their defaults and ranges): `rate` in words per minute, `pitch` and `volume` as eSpeak's
+    parameters, `sentence_pause` seconds of silence between pieces. Raises VestnikError when
+    the text has nothing speakable.
     """
-    rate = _check_range("rate", rate, RATE_RANGE)
-    pitch = _check_range("pitch", pitch, PITCH_RANGE)
-    volume = _check_range("volume", volume, VOLUME_RANGE)
-    if sentence_pause < 0:
-        raise VestnikError(f"sentence_pause must not be negative, not {sentence_pause}")
     normalized = normalize(text)
     if not _speakable(normalized):
         raise VestnikError(f"nothing speakable in the text {text[:60]!r}")

@@ -10,42 +10,40 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from vestnik.engines import Weight
 from vestnik.errors import VestnikError
+from vestnik.layout import TRAINED_MODEL
 from vestnik.tts.speech import Speech
 
-ACOUSTIC_MODEL = "results/models/acoustic/{name}/model.pt"
-VOCODER_MODEL = "results/models/vocoder/{name}/generator.pt"
-
 _VOICES: dict[tuple, object] = {}
+TRAINERS = ("acoustic", "vocoder")
+"""The settings naming model files, which are also the config blocks that train them."""
 
 
 def _is_path(value: str) -> bool:
     return "/" in value or os.sep in value or value.endswith((".pt", ".pth", ".ckpt"))
 
 
-def _named(neural: dict, kind: str) -> str:
-    value = neural.get(kind)
-    if not value:
-        raise VestnikError(f"tts.neural.{kind} is not set: name an experiment or a model file")
-    return str(value)
+def model_files(neural: dict) -> dict[str, Weight]:
+    """{"acoustic": Weight, "vocoder": Weight}: the files the settings name, and for an
+    experiment name, the experiment that trains the file (see vestnik.layout)."""
+    files = {}
+    for kind in TRAINERS:
+        value = neural.get(kind)
+        if not value:
+            raise VestnikError(f"tts.neural.{kind} is not set: name an experiment or a model file")
+        value = str(value)
+        if _is_path(value):
+            files[kind] = Weight(value)
+        else:
+            files[kind] = Weight(TRAINED_MODEL[kind].format(name=value), kind, value)
+    return files
 
 
 def model_paths(neural: dict) -> tuple[str, str]:
     """(acoustic model file, vocoder generator file) named by the engine's settings."""
-    acoustic, vocoder = _named(neural, "acoustic"), _named(neural, "vocoder")
-    return (
-        acoustic if _is_path(acoustic) else ACOUSTIC_MODEL.format(name=acoustic),
-        vocoder if _is_path(vocoder) else VOCODER_MODEL.format(name=vocoder),
-    )
-
-
-def trained_experiments(neural: dict) -> dict[str, str]:
-    """{"acoustic": name, "vocoder": name} for the settings that name experiments, not files."""
-    return {
-        kind: str(neural[kind])
-        for kind in ("acoustic", "vocoder")
-        if neural.get(kind) and not _is_path(str(neural[kind]))
-    }
+    files = model_files(neural)
+    return files["acoustic"].path, files["vocoder"].path
 
 
 def voice(neural: dict):
@@ -68,12 +66,16 @@ def synthesize(
     *,
     acoustic: str,
     vocoder: str,
-    length_scale: float = 1.0,
-    sentence_pause: float = 0.35,
-    max_chars: int = 300,
-    device: str = "auto",
+    length_scale: float,
+    sentence_pause: float,
+    max_chars: int,
+    device: str,
 ) -> Speech:
-    """Speak Russian text with the neural voice; `length_scale` > 1 speaks slower."""
+    """Speak Russian text with the neural voice; `length_scale` > 1 speaks slower.
+
+    The settings are the validated `tts.neural` block (vestnik.config.engine_settings); with
+    `device: auto` the caller has already taken a device slot and passes its device.
+    """
     settings = {"acoustic": acoustic, "vocoder": vocoder, "device": device}
     return voice(settings).synthesize(
         text, length_scale=length_scale, sentence_pause=sentence_pause, max_chars=max_chars

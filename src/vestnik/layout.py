@@ -1,0 +1,100 @@
+"""Where every output lives, relative to the workflow folder: the one place paths are spelled.
+
+Patterns keep Snakemake's wildcards (`{job}`, `{i}`, `{name}`, `{shard}`), so the rules use
+them as they are and Python code fills them with `str.format`. Steps receive the declared
+output files; they never choose a file name themselves.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+RESULTS = "results"
+LOGS = "logs"
+
+JOBS_DIR = f"{RESULTS}/jobs"
+JOB = f"{JOBS_DIR}/{{job}}"
+SPEECH_WAV = f"{JOB}/speech.wav"
+SPEECH_JSON = f"{JOB}/speech.json"
+CHUNK_PLAN = f"{JOB}/chunks.tsv"
+CHUNK_WAV = f"{JOB}/chunks/{{i}}.wav"
+CHUNK_VIDEO = f"{JOB}/chunks/{{i}}.mp4"
+CHUNK_TIMING = f"{JOB}/chunks/{{i}}.json"
+FINAL_VIDEO = f"{JOB}/final.mp4"
+PROVENANCE = f"{JOB}/provenance.json"
+STATS = f"{JOB}/stats.json"
+JOB_BENCHMARK = f"{JOB}/benchmarks/{{stage}}.tsv"
+"""Per-stage benchmark of a job: stage is tts, plan, merge, split_{i} or lipsync_{i}."""
+JOB_LOG = f"{LOGS}/jobs/{{job}}/{{step}}.log"
+"""Per-step log of a job: step is the rule name, with `_{i}` for per-chunk rules."""
+DATA_LOG = f"{LOGS}/data/{{step}}.log"
+MODEL_LOG = f"{LOGS}/{{kind}}/{{name}}/{{step}}.log"
+"""Per-step log of a training experiment: kind is vocoder or acoustic."""
+REPORT_LOG = f"{LOGS}/report/{{step}}.log"
+
+REPORT = f"{RESULTS}/report"
+RUN_BENCHMARKS = f"{REPORT}/benchmarks.tsv"
+RUNTIME_CHART = f"{REPORT}/runtime_memory.png"
+RULES_TABLE = f"{REPORT}/rules.html"
+JOBS_TABLE = f"{REPORT}/jobs.html"
+GALLERY = f"{REPORT}/videos.html"
+
+DATA = f"{RESULTS}/data"
+ESPEAK_CORPUS = f"{DATA}/espeak_corpus"
+CORPUS_METADATA_NAME = "metadata_RUSLAN_22200.csv"
+CORPUS_WAVS_NAME = "ruslan_dataset"
+CORPUS = f"{DATA}/ruslan"
+CORPUS_SCAN = f"{CORPUS}/scan.tsv"
+CORPUS_SHARD = f"{CORPUS}/shards/{{shard}}"
+CORPUS_MANIFEST = f"{CORPUS}/manifest.tsv"
+CORPUS_REJECTED = f"{CORPUS}/rejected.tsv"
+CORPUS_TRAIN = f"{CORPUS}/train.tsv"
+CORPUS_VAL = f"{CORPUS}/val.tsv"
+CORPUS_SUMMARY = f"{CORPUS}/summary.json"
+DATA_BENCHMARK = f"{DATA}/benchmarks/{{step}}.tsv"
+
+MODELS = f"{RESULTS}/models"
+VOCODER = f"{MODELS}/vocoder/{{name}}"
+VOCODER_GENERATOR = f"{VOCODER}/generator.pt"
+VOCODER_PROVENANCE = f"{VOCODER}/provenance.json"
+VOCODER_CURVES = f"{VOCODER}/curves.png"
+VOCODER_METRICS = f"{VOCODER}/eval/metrics.json"
+VOCODER_METRICS_TABLE = f"{VOCODER}/eval/metrics.tsv"
+VOCODER_SPECTROGRAMS = f"{VOCODER}/eval/spectrograms.png"
+VOCODER_REPORT = f"{VOCODER}/report/validation.html"
+VOCODER_TRAIN_LOG = f"{VOCODER}/report/train_log.csv"
+ACOUSTIC = f"{MODELS}/acoustic/{{name}}"
+ACOUSTIC_MODEL = f"{ACOUSTIC}/model.pt"
+ACOUSTIC_PROVENANCE = f"{ACOUSTIC}/provenance.json"
+ACOUSTIC_CURVES = f"{ACOUSTIC}/curves.png"
+ACOUSTIC_REPORT = f"{ACOUSTIC}/report/validation.html"
+ACOUSTIC_TRAIN_LOG = f"{ACOUSTIC}/report/train_log.csv"
+MODEL_BENCHMARK = f"{MODELS}/benchmarks/{{kind}}_{{name}}_{{step}}.tsv"
+
+EXPERIMENT_OUTPUTS = {
+    "vocoder": (VOCODER_GENERATOR, VOCODER_METRICS),
+    "acoustic": (ACOUSTIC_MODEL,),
+}
+"""Final outputs of each experiment kind (config block `<kind>.experiments`)."""
+TRAINED_MODEL = {"vocoder": VOCODER_GENERATOR, "acoustic": ACOUSTIC_MODEL}
+"""The file a trained experiment of each kind is used through."""
+
+ERROR_RECORD = "error.json"
+"""Written by a failed step beside its first output (see vestnik.runner)."""
+
+
+def fill(pattern: str, **values: object) -> str:
+    """`pattern` with the named wildcards filled in and any others left for Snakemake."""
+    for key, value in values.items():
+        pattern = pattern.replace("{" + key + "}", str(value))
+    return pattern
+
+
+def job_path(pattern: str, job: str, **wildcards: object) -> str:
+    """`pattern` filled for one job (and any other wildcards it has)."""
+    return fill(pattern, job=job, **wildcards)
+
+
+def error_record(output: str | Path) -> Path:
+    """The error record of the step whose first output is `output`."""
+    return Path(output).parent / ERROR_RECORD
