@@ -1,14 +1,27 @@
-"""Adapter between Snakemake `script:` jobs and vestnik steps: logging and clean errors."""
+"""Adapter between Snakemake `script:` jobs and vestnik steps: logging, clean errors, records.
+
+A failed step leaves `error.json` beside its first output (vestnik.layout.error_record): the
+rule, the job's wildcards, whether the input was refused ("input", a VestnikError) or the code
+failed ("internal", with its traceback), and the log file. The service and `vestnik status`
+read these records instead of scraping logs; a step that later succeeds removes its own.
+"""
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
+import time
+import traceback
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from vestnik.errors import VestnikError
-from vestnik.io import remove_stale_temps
+from vestnik.io import remove_stale_temps, write_json
+from vestnik.layout import error_record
+
+log = logging.getLogger("vestnik")
 
 
 def setup_logging(log_path: str | None = None) -> None:
@@ -24,16 +37,65 @@ def setup_logging(log_path: str | None = None) -> None:
     )
 
 
+def _step_id(smk: Any) -> dict:
+    wildcards = {key: str(value) for key, value in dict(smk.wildcards.items()).items()}
+    return {"rule": smk.rule, "wildcards": wildcards}
+
+
+def read_error_record(path: str | Path) -> dict | None:
+    """An error record, or None when the file is missing or unreadable."""
+    try:
+        record = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return record if isinstance(record, dict) and "message" in record else None
+
+
+def _record_failure(smk: Any, kind: str, message: str, trace: str | None) -> None:
+    if not smk.output:
+        return
+    record = {
+        **_step_id(smk),
+        "kind": kind,
+        "message": message,
+        "traceback": trace,
+        "log": str(smk.log[0]) if smk.log else None,
+        "time": time.time(),
+    }
+    try:
+        write_json(error_record(smk.output[0]), record)
+    except OSError as exc:  # a full disk must not hide the step's own error
+        log.error("could not write the error record: %s", exc)
+
+
+def _forget_failure(smk: Any) -> None:
+    if not smk.output:
+        return
+    path = error_record(smk.output[0])
+    record = read_error_record(path)
+    if record and {k: record.get(k) for k in ("rule", "wildcards")} == _step_id(smk):
+        path.unlink(missing_ok=True)
+
+
 def run_step(smk: Any, step: Callable[[], object]) -> None:
-    """Run one step inside a Snakemake job; a VestnikError exits 1 with only its message."""
+    """Run one step inside a Snakemake job and exit 1 on failure.
+
+    A VestnikError (refused input) is logged as its message only; any other exception is
+    logged with its traceback, so the job's log file always says why the job failed.
+    """
     setup_logging(smk.log[0] if smk.log else None)
     removed = remove_stale_temps(smk.output)
     if removed:
-        logging.getLogger("vestnik").info(
-            "removed temporary files left by a killed run: %s", [str(p) for p in removed]
-        )
+        log.info("removed temporary files left by a killed run: %s", [str(p) for p in removed])
     try:
         step()
     except VestnikError as exc:
-        logging.getLogger("vestnik").error("%s (rule %s)", exc, smk.rule)
+        log.error("%s (rule %s)", exc, smk.rule)
+        _record_failure(smk, "input", str(exc), None)
         sys.exit(1)
+    except Exception as exc:
+        trace = traceback.format_exc()
+        log.error("unexpected %s in rule %s: %s\n%s", type(exc).__name__, smk.rule, exc, trace)
+        _record_failure(smk, "internal", f"{type(exc).__name__}: {exc}", trace)
+        sys.exit(1)
+    _forget_failure(smk)

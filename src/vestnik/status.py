@@ -17,21 +17,17 @@ import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from vestnik import layout
 from vestnik.config import ROOT, load_config
 from vestnik.errors import VestnikError
+from vestnik.layout import ERROR_RECORD
+from vestnik.runner import read_error_record
 
-JOB_ROOT = "results/jobs"
-REPORT_ROOT = "results/report/"
-DATA_ROOT = "results/data/"
-EXPERIMENT_ROOT = "results/models"
-EXPERIMENT_OUTPUTS = {
-    "vocoder": (
-        "results/models/vocoder/{exp}/generator.pt",
-        "results/models/vocoder/{exp}/eval/metrics.json",
-    ),
-    "acoustic": ("results/models/acoustic/{exp}/model.pt",),
-}
-"""Final outputs of each experiment kind (config block `<kind>.experiments`)."""
+JOB_ROOT = layout.JOBS_DIR
+REPORT_ROOT = layout.REPORT + "/"
+DATA_ROOT = layout.DATA + "/"
+EXPERIMENT_ROOT = layout.MODELS
+EXPERIMENT_OUTPUTS = layout.EXPERIMENT_OUTPUTS
 STATES = ("done", "stale", "missing", "failed")
 
 
@@ -116,7 +112,10 @@ def run_summary(
 
 
 def _first_error(log_dir: Path, workdir: Path) -> str:
-    """The first ERROR line of the newest log of a unit that has one, with its file, or ""."""
+    """The first ERROR line of the newest log of a unit that has one, with its file, or "".
+
+    Only for results without error records (written by an older version of the workflow).
+    """
     if not log_dir.is_dir():
         return ""
     for log in sorted(log_dir.rglob("*.log"), key=lambda p: p.stat().st_mtime, reverse=True):
@@ -126,18 +125,32 @@ def _first_error(log_dir: Path, workdir: Path) -> str:
     return ""
 
 
+def recorded_error(folder: Path) -> str:
+    """The newest error record (vestnik.runner) under a unit's result folder, as one line."""
+    if not folder.is_dir():
+        return ""
+    records = [r for p in folder.rglob(ERROR_RECORD) if (r := read_error_record(p))]
+    if not records:
+        return ""
+    record = max(records, key=lambda r: r.get("time", 0))
+    message = record["message"].replace("\n", " ")
+    where = record.get("log") or record.get("rule")
+    return f"{where}: {message}" if where else message
+
+
 def classify(
     kind: str,
     name: str,
     rows: list[Row],
     log_dir: Path | None = None,
     workdir: Path = Path("."),
+    results: Path | None = None,
 ) -> Unit:
     """Done, stale, missing or failed, from a unit's summary rows.
 
     Stale: an output exists but Snakemake would remake it (its inputs, code or params changed).
     Done: every output exists and none needs remaking. Otherwise the unit is missing (not run yet,
-    or partly run), or failed when its logs hold an error.
+    or partly run), or failed when an error record under `results` (or else its logs) says so.
     """
     present = [r for r in rows if r.status != "missing"]
     unit = Unit(kind, name, "missing", "", outputs=len(rows), present=len(present))
@@ -158,7 +171,9 @@ def classify(
     if rows and len(present) == len(rows):
         unit.state, unit.detail = "done", f"{len(rows)} outputs up to date"
         return unit
-    error = _first_error(log_dir, workdir) if log_dir else ""
+    error = recorded_error(results) if results else ""
+    if not error and log_dir:
+        error = _first_error(log_dir, workdir)
     if error:
         unit.state, unit.detail = "failed", error
     elif present:
@@ -177,8 +192,14 @@ def experiment_targets(config: dict) -> dict[str, list[str]]:
     for block, outputs in EXPERIMENT_OUTPUTS.items():
         experiments = (config.get(block) or {}).get("experiments") or {}
         for exp in sorted(experiments):
-            targets[f"{block}/{exp}"] = [p.format(exp=exp) for p in outputs]
+            targets[f"{block}/{exp}"] = [layout.fill(p, name=exp) for p in outputs]
     return targets
+
+
+def _holds_results(folder: Path) -> bool:
+    """False for a job folder that holds nothing but the records of failed steps."""
+    files = [f for f in folder.rglob("*") if f.is_file()]
+    return not files or any(f.name != ERROR_RECORD for f in files)
 
 
 def _under(rows: list[Row], prefix: str) -> list[Row]:
@@ -204,7 +225,7 @@ def collect_status(
     units = [
         classify(
             "job", job, _under(rows, f"{JOB_ROOT}/{job}/"), workdir / "logs" / "jobs" / job,
-            workdir,
+            workdir, workdir / layout.job_path(layout.JOB, job),
         )
         for job in sorted(config.get("jobs", {}))
     ]
@@ -221,7 +242,7 @@ def collect_status(
             units.append(Unit("data", "corpus", "missing", f"cannot plan: {exp_error}"))
         elif data:
             units.append(classify("data", "corpus", data, workdir / "logs" / "data",
-                                  workdir))
+                                  workdir, workdir / layout.DATA))
         for name in experiments:
             if exp_error:
                 units.append(Unit("experiment", name, "missing", "cannot plan (see above)"))
@@ -229,12 +250,13 @@ def collect_status(
             block, exp = name.split("/", 1)
             mine = _under(exp_rows, f"{EXPERIMENT_ROOT}/{block}/{exp}/")
             units.append(classify("experiment", name, mine, workdir / "logs" / block / exp,
-                                  workdir))
+                                  workdir, workdir / EXPERIMENT_ROOT / block / exp))
 
     known = {u.name for u in units if u.kind == "job"}
     jobs_dir = workdir / JOB_ROOT
     orphans = sorted(
-        p.name for p in jobs_dir.iterdir() if p.is_dir() and p.name not in known
+        p.name for p in jobs_dir.iterdir()
+        if p.is_dir() and p.name not in known and _holds_results(p)
     ) if jobs_dir.is_dir() else []
     return {
         "config": str(config_path),

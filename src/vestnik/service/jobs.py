@@ -14,7 +14,6 @@ import copy
 import json
 import logging
 import os
-import re
 import secrets
 import shutil
 import signal
@@ -29,6 +28,7 @@ from vestnik import engines, layout
 from vestnik.config import load_config, merged_settings
 from vestnik.errors import VestnikError
 from vestnik.io import write_json, write_text
+from vestnik.runner import read_error_record
 from vestnik.service.catalog import gpu_slots
 from vestnik.service.settings import ServiceSettings
 
@@ -36,7 +36,6 @@ log = logging.getLogger("vestnik.service")
 
 MARKER = "job.json"
 """Written first into every run folder; clean-up only ever deletes folders that hold it."""
-ERROR_LINE = re.compile(r"ERROR vestnik: (?P<message>.*?) \(rule (?P<rule>\w+)\)\s*$", re.M)
 LOG_TAIL_LINES = 30
 
 
@@ -140,17 +139,22 @@ def run_config(base: dict, job_id: str, request: JobRequest, project_dir: Path) 
 def failure(job: Job) -> tuple[str, str]:
     """(kind, message) of a failed run: 'input' when a step refused the job's input.
 
-    Steps log refused input as `ERROR vestnik: <message> (rule <rule>)`; anything else is an
-    internal failure, reported with the end of Snakemake's own log.
+    Steps leave an error record (vestnik.runner) beside their outputs; a refused input is
+    reported with its whole message, however many lines (a schema error lists each problem).
+    Anything else is an internal failure, reported with the end of Snakemake's own log.
     """
-    logs = sorted((job.run_dir / "logs" / "jobs" / job.id).glob("*.log"))
-    for path in logs:
-        match = ERROR_LINE.search(path.read_text(encoding="utf-8", errors="replace"))
-        if match:
-            message = match["message"]
+    records = [
+        record
+        for path in sorted((job.run_dir / layout.job_path(layout.JOB, job.id)).rglob(
+            layout.ERROR_RECORD))
+        if (record := read_error_record(path))
+    ]
+    for record in sorted(records, key=lambda r: (r.get("kind") != "input", r.get("time", 0))):
+        if record.get("kind") == "input":
+            message = record["message"]
             for prefix in (f"job '{job.id}': ", f"job '{job.id}', "):
                 message = message.replace(prefix, "")
-            return "input", f"{message} (workflow step {match['rule']})"
+            return "input", f"{message} (workflow step {record.get('rule')})"
     return "internal", "the workflow failed; see log_tail in GET /api/jobs/" + job.id
 
 

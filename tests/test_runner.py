@@ -1,0 +1,113 @@
+"""Failed steps leave their reason in the job's log and in error.json; readers use the record."""
+
+from __future__ import annotations
+
+import json
+import logging
+from types import SimpleNamespace
+
+import pytest
+
+from vestnik.errors import VestnikError
+from vestnik.runner import read_error_record, run_step
+from vestnik.service.jobs import Job, JobRequest, failure
+from vestnik.status import Row, classify
+
+SCHEMA_ERROR = (
+    "settings does not fit the schema:\n  at chunks/context: NaN and infinity are not allowed\n"
+    "  at lipsync/procedural: unknown procedural setting(s) ['max_opn']; known: [...]"
+)
+
+
+@pytest.fixture(autouse=True)
+def restore_logging():
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    for handler in root.handlers:
+        if handler not in handlers:
+            handler.close()
+    root.handlers[:], root.level = handlers, level
+
+
+def fake_job(tmp_path, rule="lipsync", **wildcards):
+    folder = tmp_path / "results" / "jobs" / "j" / "chunks"
+    log = tmp_path / "logs" / f"{rule}.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    return SimpleNamespace(
+        rule=rule,
+        wildcards={"job": "j", **wildcards},
+        output=[str(folder / "0.mp4"), str(folder / "0.json")],
+        log=[str(log)],
+    )
+
+
+def boom():
+    raise KeyError("frames")
+
+
+def test_an_unexpected_exception_reaches_the_log_and_the_record(tmp_path):
+    smk = fake_job(tmp_path, i="0")
+    with pytest.raises(SystemExit) as exit_info:
+        run_step(smk, boom)
+    assert exit_info.value.code == 1
+    log = (tmp_path / "logs" / "lipsync.log").read_text(encoding="utf-8")
+    assert "Traceback" in log and "KeyError: 'frames'" in log and "rule lipsync" in log
+    record = read_error_record(tmp_path / "results" / "jobs" / "j" / "chunks" / "error.json")
+    assert record["kind"] == "internal" and record["rule"] == "lipsync"
+    assert record["wildcards"] == {"job": "j", "i": "0"}
+    assert "KeyError" in record["message"] and "in boom" in record["traceback"]
+    assert record["log"] == smk.log[0]
+
+
+def test_a_refused_input_keeps_its_whole_message_and_a_later_success_clears_it(tmp_path):
+    smk = fake_job(tmp_path, "tts")
+
+    def refuse():
+        raise VestnikError(SCHEMA_ERROR, job="j")
+
+    with pytest.raises(SystemExit):
+        run_step(smk, refuse)
+    path = tmp_path / "results" / "jobs" / "j" / "chunks" / "error.json"
+    record = json.loads(path.read_text(encoding="utf-8"))
+    assert record["kind"] == "input" and record["message"] == f"job 'j': {SCHEMA_ERROR}"
+    assert record["traceback"] is None
+    run_step(fake_job(tmp_path, "other"), lambda: None)
+    assert path.is_file()  # another step's success leaves the record alone
+    run_step(smk, lambda: None)
+    assert not path.exists()
+
+
+def test_the_service_reports_a_recorded_multi_line_input_error_as_input(tmp_path):
+    run_dir = tmp_path / "run"
+    smk = fake_job(run_dir, "tts")
+    smk.wildcards = {"job": "j"}
+
+    def refuse():
+        raise VestnikError(SCHEMA_ERROR, job="j")
+
+    with pytest.raises(SystemExit):
+        run_step(smk, refuse)
+    request = JobRequest("Привет.", 1, "espeak", "procedural", "", tmp_path, "a.png")
+    kind, message = failure(Job("j", request, run_dir, {}))
+    assert kind == "input"
+    assert message == f"{SCHEMA_ERROR} (workflow step tts)"
+
+
+def test_the_service_calls_an_unrecorded_failure_internal(tmp_path):
+    request = JobRequest("Привет.", 1, "espeak", "procedural", "", tmp_path, "a.png")
+    (tmp_path / "logs" / "jobs" / "j").mkdir(parents=True)
+    (tmp_path / "logs" / "jobs" / "j" / "tts.log").write_text(
+        "2026-11-25 15:00:00,000 ERROR vestnik: job 'j': looks like input (rule tts)\n"
+    )
+    assert failure(Job("j", request, tmp_path, {}))[0] == "internal"
+
+
+def test_status_reads_the_record_of_a_failed_job(tmp_path):
+    smk = fake_job(tmp_path, "lipsync", i="0")
+    with pytest.raises(SystemExit):
+        run_step(smk, boom)
+    unit = classify("job", "j", [Row("f", "merge", "missing", True)], None, tmp_path,
+                    tmp_path / "results" / "jobs" / "j")
+    assert unit.state == "failed"
+    assert unit.detail == f"{smk.log[0]}: KeyError: 'frames'"
