@@ -133,9 +133,9 @@ def _tiny_model_file(path: Path) -> Path:
 
 
 def _model_defaults() -> dict:
-    from vestnik.acoustic.config import MODEL_DEFAULTS
+    from vestnik.acoustic.config import model_defaults
 
-    return dict(MODEL_DEFAULTS)
+    return model_defaults()
 
 
 def _tiny_vocoder_file(path: Path, mel: dict | None = None) -> Path:

@@ -10,9 +10,11 @@ import math
 import os
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
+from vestnik.config import block_settings
 from vestnik.io import write_text
 
 ENERGY_WINDOW = 0.04
@@ -64,18 +66,19 @@ def plan_chunks(
     samples: np.ndarray,
     sample_rate: int,
     fps: float,
-    *,
-    workers: int = 3,
-    max_seconds: float | None = None,
-    min_seconds: float = 2.0,
-    search_window: float = 0.6,
-    context: float = 0.5,
+    **chunk_settings: Any,
 ) -> list[Chunk]:
     """Plan chunks that cover every frame exactly once, each cut in the quietest nearby frame edge.
 
-    `context` seconds of audio on each side are included in the chunk's wav, because an engine
-    looks beyond a frame's own time span (an envelope window, a 16-frame mel window).
+    `chunk_settings` is a `chunks` block (workers, max_seconds, min_seconds, search_window,
+    context; defaults and ranges in the schema). `context` seconds of audio on each side are
+    included in the chunk's wav, because an engine looks beyond a frame's own time span (an
+    envelope window, a 16-frame mel window).
     """
+    settings = block_settings("chunks", chunk_settings)
+    workers, max_seconds = settings["workers"], settings["max_seconds"]
+    min_seconds, search_window = settings["min_seconds"], settings["search_window"]
+    context = settings["context"]
     n_frames = total_frames(len(samples), sample_rate, fps)
     duration = len(samples) / sample_rate
     count = chunk_count(duration, workers, max_seconds, min_seconds)

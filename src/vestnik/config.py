@@ -200,21 +200,44 @@ def job_input(config: dict, job: str) -> tuple[str, str]:
     raise VestnikError("a job needs one of text, text_file or audio", job=job)
 
 
-def engine_settings(kind: str, name: str, block: dict | None, job: str | None = None) -> dict:
-    """One engine's settings block checked against its schema block, defaults filled in.
+def block_schema(where: str) -> dict:
+    """The schema of one settings block: "chunks", "lipsync.procedural", or top-level "gpu"."""
+    schema = load_schema()
+    first, *rest = where.split(".")
+    if first in schema["properties"] and first != "defaults":
+        node = schema["properties"][first]
+    else:
+        node = schema["$defs"]["settings"]["properties"][first]
+    for key in rest:
+        node = node["properties"][key]
+    return node
 
-    Engines call this on what they are given, so a block built by hand (a test, a benchmark)
-    gets the same defaults and range checks as one read from a config.
+
+def block_settings(where: str, block: dict | None, job: str | None = None) -> dict:
+    """A copy of one settings block checked against its schema, defaults filled in.
+
+    Code that takes a block (an engine, the chunk planner, the device slots) calls this on
+    what it is given, so a block built by hand (a test, a benchmark) gets the same defaults
+    and range checks as one read from a config.
     """
-    schema = load_schema()["$defs"]["settings"]["properties"][kind]["properties"][name]
     settings = copy.deepcopy(dict(block or {}))
-    return check_schema(settings, schema, f"{kind}.{name} settings", job, block=name)
+    name = where.rsplit(".", 1)[-1]
+    return check_schema(settings, block_schema(where), f"{where} settings", job, block=name)
 
 
-def engine_documented_settings(kind: str, name: str) -> dict[str, str]:
-    """{setting: description} of one engine's schema block."""
-    schema = load_schema()["$defs"]["settings"]["properties"][kind]["properties"][name]
-    return {key: sub.get("description", "") for key, sub in schema["properties"].items()}
+def experiment_settings(definition: str, block: dict | None, what: str) -> dict:
+    """A training experiment block (`vocoder_experiment`, `acoustic_experiment`) checked
+    against its schema definition, the recipe defaults filled in."""
+    block = copy.deepcopy(dict(block or {}))
+    unknown = sorted(set(block) - set(load_schema()["$defs"][definition]["properties"]))
+    if unknown:
+        raise VestnikError(f"{what}: unknown keys {', '.join(unknown)}")
+    return check_schema(block, _definition(definition), what)
+
+
+def engine_settings(kind: str, name: str, block: dict | None, job: str | None = None) -> dict:
+    """One engine's settings block, checked and with its defaults (see `block_settings`)."""
+    return block_settings(f"{kind}.{name}", block, job)
 
 
 def _chosen_engine(settings: dict, kind: str) -> dict:

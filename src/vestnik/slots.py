@@ -21,12 +21,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from vestnik.config import block_settings
 from vestnik.errors import VestnikError
 
 log = logging.getLogger("vestnik")
 
-DEFAULT_SLOTS_PER_DEVICE = 3
-DEFAULT_WAIT_SECONDS = 3600.0
 POLL_SECONDS = 0.2
 
 
@@ -133,7 +132,7 @@ def acquire(
     lock_dir: str | os.PathLike,
     *,
     keys: Sequence[str] | None = None,
-    wait: float = DEFAULT_WAIT_SECONDS,
+    wait: float,
     poll: float = POLL_SECONDS,
     job: str | None = None,
 ) -> SlotLease:
@@ -218,10 +217,10 @@ def device_slot(gpu: dict | None, *, job: str | None = None) -> Iterator[str]:
     Without CUDA (or with `devices: []`) the work runs on the CPU, with a warning, and no slot
     is taken; with `require: true` it fails instead.
     """
-    gpu = gpu or {}
-    devices, keys = cuda_devices(gpu.get("devices", "auto"), job=job)
+    gpu = block_settings("gpu", gpu, job)
+    devices, keys = cuda_devices(gpu["devices"], job=job)
     if not devices:
-        if gpu.get("require"):
+        if gpu["require"]:
             raise VestnikError(
                 "gpu.require is true but no CUDA device is visible; run on a machine with a "
                 "GPU, or set gpu.require: false to run on the CPU",
@@ -230,9 +229,8 @@ def device_slot(gpu: dict | None, *, job: str | None = None) -> Iterator[str]:
         log.warning("no CUDA device available: running on the CPU (slow)")
         yield "cpu"
         return
-    lock_dir = gpu.get("lock_dir") or default_lock_dir()
-    per_device = int(gpu.get("slots_per_device", DEFAULT_SLOTS_PER_DEVICE))
-    wait = float(gpu.get("wait_seconds", DEFAULT_WAIT_SECONDS))
+    lock_dir = gpu["lock_dir"] or default_lock_dir()
+    per_device, wait = gpu["slots_per_device"], float(gpu["wait_seconds"])
     with acquire(devices, per_device, lock_dir, keys=keys, wait=wait, job=job) as lease:
         log.info("holding slot %d of %s (%s)", lease.slot.index, lease.device, lease.slot.path)
         yield lease.device

@@ -17,7 +17,7 @@ import torch
 
 from vestnik import mel as melfe
 from vestnik.acoustic import symbols
-from vestnik.acoustic.config import MODEL_DEFAULTS
+from vestnik.acoustic.config import model_defaults
 from vestnik.acoustic.model import AcousticModel
 from vestnik.errors import VestnikError
 from vestnik.training import read_torch_file, save_atomic
@@ -81,7 +81,7 @@ def load_acoustic(
             "the model's mel settings differ from this code's front end (vestnik.mel): "
             + "; ".join(problems), path=path,
         )
-    config = {**MODEL_DEFAULTS, **dict(data["config"])}
+    config = {**model_defaults(), **dict(data["config"])}
     model = AcousticModel(len(symbols.SYMBOLS), config)
     try:
         model.load_state_dict(data["model"])

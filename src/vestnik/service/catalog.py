@@ -11,7 +11,7 @@ from pathlib import Path
 
 from vestnik import engines
 from vestnik.avatar import IMAGE_SUFFIXES, VIDEO_SUFFIXES
-from vestnik.config import engine_settings
+from vestnik.config import block_settings, engine_settings
 from vestnik.errors import VestnikError
 
 NEURAL_LIPSYNC = "wav2lip"
@@ -156,11 +156,11 @@ def gpu_slots(config: dict) -> GpuSlots:
     """
     from vestnik import slots
 
-    gpu = config.get("gpu") or {}
-    per_device = int(gpu.get("slots_per_device", slots.DEFAULT_SLOTS_PER_DEVICE))
-    lock_dir = Path(gpu.get("lock_dir") or slots.default_lock_dir())
+    gpu = block_settings("gpu", config.get("gpu"))
+    per_device = gpu["slots_per_device"]
+    lock_dir = Path(gpu["lock_dir"] or slots.default_lock_dir())
     try:
-        devices, keys = slots.cuda_devices(gpu.get("devices", "auto"))
+        devices, keys = slots.cuda_devices(gpu["devices"])
         note = f"{len(devices)} CUDA device(s) x {per_device} slot(s)" if devices else "no CUDA"
     except ImportError:
         devices, keys, note = [], [], "torch is not installed"

@@ -1,9 +1,8 @@
-"""Vocoder experiment blocks: defaults, resolution and the keys that define a run's identity.
+"""Vocoder experiment blocks: resolution and the keys that define a run's identity.
 
-An experiment block in `vocoder.experiments.<name>` overrides any of `DEFAULTS`. The defaults
-are the RUSLAN recipe (batch 4 x 2 accumulation steps, segment 8192, AdamW 2e-4 with betas
-(0.8, 0.99) and weight decay 0.01, lambda_fm 2, lambda_mel 45, gradient clip 1.0, lr decay
-0.999 per epoch) on the official V1 generator and full-size discriminators.
+An experiment block in `vocoder.experiments.<name>` overrides any recipe default; the defaults
+and ranges are the schema's `vocoder_experiment` (the RUSLAN recipe on the official V1
+generator and full-size discriminators).
 """
 
 from __future__ import annotations
@@ -12,39 +11,8 @@ import copy
 from collections.abc import Mapping
 from typing import Any
 
+from vestnik.config import experiment_settings
 from vestnik.errors import VestnikError
-
-DEFAULTS: dict[str, Any] = {
-    "generator": "v1",
-    "discriminator_width": 1.0,
-    "periods": [2, 3, 5, 7, 11],
-    "batch_size": 4,
-    "accumulation": 2,
-    "segment": 8192,
-    "lr_generator": 2e-4,
-    "lr_discriminator": 2e-4,
-    "betas": [0.8, 0.99],
-    "weight_decay": 0.01,
-    "lr_decay": 0.999,
-    "lambda_fm": 2.0,
-    "lambda_mel": 45.0,
-    "grad_clip": 1.0,
-    "loss_fmax": None,
-    "seed": 1234,
-    "bf16": True,
-    "init_from": None,
-    "steps": 100000,
-    "log_interval": 50,
-    "val_interval": 1000,
-    "sample_interval": 5000,
-    "checkpoint_interval": 1000,
-    "keep_last": 3,
-    "val_items": 32,
-    "samples": 3,
-    "export": "best",
-    "device": "auto",
-}
-"""Every experiment key with its default; a block may override any of them."""
 
 RUN_ONLY_KEYS = (
     "steps", "log_interval", "val_interval", "sample_interval", "checkpoint_interval",
@@ -82,19 +50,11 @@ def resolve_generator(spec: str | Mapping[str, Any]) -> dict[str, Any]:
 
 
 def resolve_experiment(name: str, block: Mapping[str, Any] | None) -> dict[str, Any]:
-    """Defaults overlaid with `block`, the generator spelled out; unknown keys are refused."""
-    block = dict(block or {})
-    unknown = sorted(set(block) - set(DEFAULTS))
-    if unknown:
-        raise VestnikError(f"vocoder experiment '{name}': unknown keys {', '.join(unknown)}")
-    config = copy.deepcopy(DEFAULTS)
-    config.update(copy.deepcopy(block))
+    """Recipe defaults overlaid with `block`, the generator spelled out; unknown keys refused."""
+    what = f"vocoder experiment '{name}'"
+    config = experiment_settings("vocoder_experiment", block, what)
     try:
         config["generator"] = resolve_generator(config["generator"])
     except VestnikError as exc:
-        raise VestnikError(f"vocoder experiment '{name}': {exc}") from exc
-    if config["segment"] % 256:
-        raise VestnikError(f"vocoder experiment '{name}': segment must be a multiple of 256")
-    if config["export"] not in ("best", "last"):
-        raise VestnikError(f"vocoder experiment '{name}': export must be 'best' or 'last'")
+        raise VestnikError(f"{what}: {exc}") from exc
     return config
