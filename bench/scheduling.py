@@ -30,6 +30,8 @@ from pathlib import Path
 
 import yaml
 
+from vestnik.config import load_config
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
@@ -42,7 +44,7 @@ WORDS = [
 
 def default_config() -> dict:
     """The repository's config with paths made absolute, so it runs in any folder."""
-    config = yaml.safe_load((ROOT / "config" / "config.yaml").read_text(encoding="utf-8"))
+    config = load_config(ROOT / "config" / "config.yaml")
     config["defaults"]["avatar"] = str(ROOT / config["defaults"]["avatar"])
     for job in config["jobs"].values():
         if "text_file" in job:

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import yaml
 
+from vestnik.config import load_config
+
 ROOT = Path(__file__).resolve().parents[1]
 AVATAR = ROOT / "resources" / "avatar.png"
 SNAKEMAKE = Path(sys.executable).with_name("snakemake")
@@ -24,8 +26,9 @@ CASPIAN = (
 
 
 def base_config(jobs: dict, **defaults) -> dict:
-    """The repo's default config with other jobs, and optional overrides of `defaults`."""
-    config = yaml.safe_load((ROOT / "config" / "config.yaml").read_text(encoding="utf-8"))
+    """The repo's default config (every default filled in from the schema) with other jobs,
+    and optional overrides of `defaults`."""
+    config = load_config(ROOT / "config" / "config.yaml")
     config["defaults"]["avatar"] = str(AVATAR)
     for key, value in defaults.items():
         config["defaults"][key] = {**config["defaults"].get(key, {}), **value}
