@@ -1,5 +1,7 @@
 """Fixtures shared by several test modules."""
 
+from pathlib import Path
+
 import pytest
 
 
@@ -13,3 +15,50 @@ def torch_one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(previous)
+
+
+SENTENCES = Path(__file__).resolve().parents[1] / "resources" / "texts" / "corpus_sentences.txt"
+SPOKEN = 30
+"""Sentences spoken once per session; every corpus the tests ask for is a prefix of them."""
+
+
+@pytest.fixture(scope="session")
+def espeak_corpus(tmp_path_factory):
+    """`corpus(count, val_size, seed)`: the folder of train.tsv and val.tsv of a preprocessed
+    eSpeak corpus of the first `count` sentences, split as the workflow splits.
+
+    eSpeak speaks the sentences once per session; each (count, val_size, seed) is preprocessed
+    once, from links to those recordings.
+    """
+    from vestnik.corpus.espeak_corpus import METADATA_NAME, WAV_DIR, build_espeak_corpus
+    from vestnik.corpus.manifest import scan_corpus
+    from vestnik.corpus.preprocess import CleanSettings, process_shard
+    from vestnik.corpus.split import finalize_corpus
+
+    spoken = tmp_path_factory.mktemp("espeak_spoken")
+    lines = SENTENCES.read_text(encoding="utf-8").splitlines()[:SPOKEN]
+    (spoken / "sentences.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    build_espeak_corpus(spoken / "sentences.txt", spoken / "ruslan")
+    metadata = (spoken / "ruslan" / METADATA_NAME).read_text(encoding="utf-8").splitlines()
+    built: dict[tuple, Path] = {}
+
+    def corpus(count: int, val_size: int, seed: int) -> Path:
+        key = (count, val_size, seed)
+        if key not in built:
+            assert count <= len(metadata)
+            base = tmp_path_factory.mktemp(f"espeak_corpus_{count}")
+            root = base / "ruslan"
+            (root / WAV_DIR).mkdir(parents=True)
+            (root / METADATA_NAME).write_text("\n".join(metadata[:count]) + "\n", "utf-8")
+            for line in metadata[:count]:
+                name = line.split("|", 1)[0] + ".wav"
+                (root / WAV_DIR / name).symlink_to(spoken / "ruslan" / WAV_DIR / name)
+            data = base / "data"
+            scan_corpus(root, data / "scan.tsv", 1)
+            process_shard(root, data / "scan.tsv", 0, data / "shards" / "0",
+                          CleanSettings.from_config())
+            finalize_corpus(data / "scan.tsv", [data / "shards" / "0"], data, val_size, seed)
+            built[key] = data
+        return built[key]
+
+    return corpus

@@ -18,39 +18,22 @@ from vestnik.acoustic.checkpoint import export_model, load_acoustic
 from vestnik.acoustic.model import AcousticModel
 from vestnik.acoustic.synth import NeuralVoice, phoneme_events
 from vestnik.acoustic.train import train_acoustic
-from vestnik.corpus import read_tsv
 from vestnik.errors import VestnikError
+from vestnik.io import read_tsv
 from vestnik.lipsync.visemes import VOWEL_OPEN, phoneme_openness
 from vestnik.training import CsvLog, load_state
 
 ROOT = Path(__file__).resolve().parents[1]
-SENTENCES = ROOT / "resources" / "texts" / "corpus_sentences.txt"
 TINY_MODEL = {
     "hidden": 64, "prenet_layers": 1, "encoder_layers": 1, "ffn_hidden": 128,
     "duration_hidden": 64, "decoder_hidden": 64, "decoder_layers": 3,
 }
 
 
-def build_corpus(folder: Path, count: int, val_size: int = 2) -> Path:
-    """A real eSpeak corpus of `count` utterances, preprocessed and split as the workflow does."""
-    from vestnik.corpus.espeak_corpus import build_espeak_corpus
-    from vestnik.corpus.manifest import scan_corpus
-    from vestnik.corpus.preprocess import CleanSettings, process_shard
-    from vestnik.corpus.split import finalize_corpus
-
-    build_espeak_corpus(SENTENCES, folder / "corpus", limit=count)
-    scan_corpus(folder / "corpus", folder / "scan.tsv", 1)
-    process_shard(folder / "corpus", folder / "scan.tsv", 0, folder / "shards" / "0",
-                  CleanSettings())
-    finalize_corpus(folder / "scan.tsv", [folder / "shards" / "0"], folder / "data",
-                    val_size=val_size, seed=1)
-    return folder / "data"
-
-
 @pytest.fixture(scope="module")
-def corpus(tmp_path_factory):
+def corpus(espeak_corpus):
     """Twelve utterances: ten for training, two for validation."""
-    return build_corpus(tmp_path_factory.mktemp("acoustic_corpus"), 12)
+    return espeak_corpus(12, 2, 1)
 
 
 @pytest.fixture

@@ -9,11 +9,12 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from vestnik.corpus import METADATA_NAME, WAV_DIR, read_tsv
+from vestnik.corpus import METADATA_NAME, WAV_DIR
 from vestnik.corpus.manifest import scan_corpus
 from vestnik.corpus.preprocess import CleanSettings, clean_audio, process_shard, trim_silence
 from vestnik.corpus.split import finalize_corpus, split_ids
 from vestnik.errors import VestnikError
+from vestnik.io import read_tsv
 
 from .workflow_helpers import ROOT, base_config, run_workflow
 
@@ -86,7 +87,7 @@ def prepare(tmp_path, shards=2, val_size=2):
     scan_corpus(root, data / "scan.tsv", shards)
     dirs = [data / "shards" / str(k) for k in range(shards)]
     for k, folder in enumerate(dirs):
-        process_shard(root, data / "scan.tsv", k, folder, CleanSettings())
+        process_shard(root, data / "scan.tsv", k, folder, CleanSettings.from_config())
     summary = finalize_corpus(data / "scan.tsv", dirs, data, val_size, seed=7)
     return root, data, summary
 
@@ -143,8 +144,8 @@ def test_repaired_audio_is_resampled_and_downmixed(tmp_path):
 def test_preprocessing_is_bitwise_reproducible(tmp_path):
     root, data, _summary = prepare(tmp_path, shards=1)
     first = {p.name: p.read_bytes() for p in (data / "shards" / "0").rglob("*") if p.is_file()}
-    process_shard(root, data / "scan.tsv", 0, tmp_path / "again", CleanSettings())
-    process_shard(root, data / "scan.tsv", 0, data / "shards" / "0", CleanSettings())
+    process_shard(root, data / "scan.tsv", 0, tmp_path / "again", CleanSettings.from_config())
+    process_shard(root, data / "scan.tsv", 0, data / "shards" / "0", CleanSettings.from_config())
     again = {p.name: p.read_bytes() for p in (tmp_path / "again").rglob("*") if p.is_file()}
     rerun = {p.name: p.read_bytes() for p in (data / "shards" / "0").rglob("*") if p.is_file()}
     assert rerun == first
@@ -171,9 +172,9 @@ def test_trim_and_clean_edge_cases():
     trimmed = trim_silence(audio, rate, 40.0, 0.05)
     assert 1.0 < trimmed.size / rate < 1.2
     with pytest.raises(Exception, match="silent"):
-        clean_audio(np.zeros((rate, 1)), rate, CleanSettings())
+        clean_audio(np.zeros((rate, 1)), rate, CleanSettings.from_config())
     with pytest.raises(Exception, match="NaN"):
-        clean_audio(np.full((rate, 1), np.nan), rate, CleanSettings())
+        clean_audio(np.full((rate, 1), np.nan), rate, CleanSettings.from_config())
 
 
 def test_corpus_modules_do_not_import_torch():

@@ -18,8 +18,7 @@ from vestnik import slots
 from vestnik.errors import VestnikError
 from vestnik.io import remove_stale_temps
 
-from .test_reliability_runs import Run, temp_files
-from .workflow_helpers import ROOT, base_config
+from .workflow_helpers import ROOT, Run, base_config, temp_files
 
 # ------------------------------------------------------------------------------------------------
 # A process whose files may not grow beyond 40 kB (RLIMIT_FSIZE): works without root.

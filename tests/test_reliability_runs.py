@@ -12,12 +12,9 @@ import contextlib
 import hashlib
 import json
 import os
-import re
 import shutil
 import signal
 import subprocess
-import tempfile
-import time
 from pathlib import Path
 
 import pytest
@@ -28,7 +25,15 @@ from vestnik.chunks import total_frames
 from vestnik.io import temp_name_pattern
 from vestnik.provenance import config_hash, sha256_file
 
-from .workflow_helpers import AVATAR, ROOT, SNAKEMAKE, base_config, run_workflow
+from .workflow_helpers import (
+    AVATAR,
+    Run,
+    base_config,
+    planned_jobs,
+    process_tree,
+    run_workflow,
+    temp_files,
+)
 
 JOBS = ("a", "b")
 TARGETS = tuple(
@@ -62,89 +67,6 @@ def new_workdir(tmp_path_factory, name: str) -> Path:
     return workdir
 
 
-# ------------------------------------------------------------------------------------------------
-# A snakemake run whose whole process tree can be killed at a chosen moment.
-
-
-def _proc_table() -> dict[int, tuple[int, int]]:
-    """pid -> (parent pid, session id) of every live (not zombie) process, from /proc."""
-    table = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
-            continue
-        if fields[0] not in ("Z", "X"):
-            table[int(stat.parent.name)] = (int(fields[1]), int(fields[3]))
-    return table
-
-
-def process_tree(pid: int) -> set[int]:
-    """`pid`, its descendants, and every process of its session."""
-    table = _proc_table()
-    tree, todo = {pid}, [pid]
-    while todo:
-        parent = todo.pop()
-        for child, (ppid, _) in table.items():
-            if ppid == parent and child not in tree:
-                tree.add(child)
-                todo.append(child)
-    return tree | {p for p, (_, session) in table.items() if session == pid}
-
-
-class Run:
-    """snakemake in its own session, output to a file (a pipe could fill up and stall it)."""
-
-    def __init__(self, workdir: Path, config: dict, *targets: str, env: dict | None = None,
-                 extra: tuple[str, ...] = ()):
-        (workdir / "config").mkdir(parents=True, exist_ok=True)
-        (workdir / "config" / "config.yaml").write_text(
-            json.dumps(config, ensure_ascii=False), encoding="utf-8"
-        )
-        self.workdir = workdir
-        self.output = tempfile.TemporaryFile()  # noqa: SIM115 (read back after the run)
-        args = [
-            str(SNAKEMAKE), "--snakefile", str(ROOT / "Snakefile"), "--directory", str(workdir),
-            "--profile", str(ROOT / "profiles" / "default"), "--cores", "2", "--nocolor",
-            *extra, *targets,
-        ]
-        environment = {**os.environ, "PYTHONPATH": str(ROOT / "src"), **(env or {})}
-        self.proc = subprocess.Popen(
-            args, stdout=self.output, stderr=subprocess.STDOUT, env=environment,
-            start_new_session=True,
-        )
-
-    def text(self) -> str:
-        self.output.seek(0)
-        return self.output.read().decode("utf-8", "replace")
-
-    def wait_for(self, condition, what: str, timeout: float = 240) -> None:
-        """Poll `condition()` every 20 ms; fail if the run ends first or time runs out."""
-        deadline = time.monotonic() + timeout
-        while not condition():
-            assert self.proc.poll() is None, f"run ended before {what}:\n{self.text()[-3000:]}"
-            assert time.monotonic() < deadline, f"no {what} after {timeout} s"
-            time.sleep(0.02)
-
-    def kill(self) -> None:
-        """SIGKILL the whole tree (snakemake, job scripts, ffmpeg) until nothing is left."""
-        for _ in range(50):
-            alive = process_tree(self.proc.pid) - {os.getpid()}
-            alive = {p for p in alive if p != self.proc.pid or self.proc.poll() is None}
-            if not alive:
-                break
-            for pid in sorted(alive):
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, signal.SIGKILL)
-            time.sleep(0.05)
-            self.proc.poll()
-        self.proc.wait(timeout=30)
-        assert process_tree(self.proc.pid) <= {self.proc.pid}
-
-    def finish(self, timeout: float = 600) -> int:
-        return self.proc.wait(timeout=timeout)
-
-
 def reverse_keys(value: object) -> object:
     """`value` with every mapping's keys in reverse order."""
     if isinstance(value, dict):
@@ -152,16 +74,6 @@ def reverse_keys(value: object) -> object:
     if isinstance(value, list):
         return [reverse_keys(item) for item in value]
     return value
-
-
-def temp_files(folder: Path) -> list[Path]:
-    """Temporary files of atomic writes anywhere under `folder`."""
-    return [p for p in folder.rglob(".*.tmp*") if p.is_file()]
-
-
-def planned_jobs(text: str, wildcard: str = "job") -> set[str]:
-    """The `{wildcard}` values of the jobs a snakemake (dry) run lists."""
-    return set(re.findall(rf"wildcards: (?:.*, )?{wildcard}=([^\s,]+)", text))
 
 
 # ------------------------------------------------------------------------------------------------

@@ -10,8 +10,7 @@ import pytest
 
 from vestnik.training import CsvLog
 
-from .test_reliability_runs import Run, planned_jobs, temp_files
-from .workflow_helpers import ROOT, base_config, run_workflow
+from .workflow_helpers import ROOT, Run, base_config, planned_jobs, run_workflow, temp_files
 
 torch = pytest.importorskip("torch")
 

@@ -14,10 +14,6 @@ import soundfile as sf
 torch = pytest.importorskip("torch")
 
 from vestnik.cli import main as cli_main  # noqa: E402
-from vestnik.corpus.espeak_corpus import build_espeak_corpus  # noqa: E402
-from vestnik.corpus.manifest import scan_corpus  # noqa: E402
-from vestnik.corpus.preprocess import CleanSettings, process_shard  # noqa: E402
-from vestnik.corpus.split import finalize_corpus  # noqa: E402
 from vestnik.training import CsvLog  # noqa: E402
 from vestnik.vocoder.evaluate import evaluate_vocoder  # noqa: E402
 from vestnik.vocoder.train import train_vocoder  # noqa: E402
@@ -43,18 +39,10 @@ pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 
 @pytest.fixture(scope="module")
-def corpus(tmp_path_factory):
+def corpus(espeak_corpus):
     """30 eSpeak utterances, preprocessed: (train.tsv, val.tsv)."""
-    base = tmp_path_factory.mktemp("corpus")
-    lines = SENTENCES.read_text(encoding="utf-8").splitlines()[:30]
-    (base / "sentences.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
-    build_espeak_corpus(base / "sentences.txt", base / "ruslan")
-    scan_corpus(base / "ruslan", base / "data" / "scan.tsv", 1)
-    process_shard(base / "ruslan", base / "data" / "scan.tsv", 0, base / "data" / "shards" / "0",
-                  CleanSettings())
-    finalize_corpus(base / "data" / "scan.tsv", [base / "data" / "shards" / "0"], base / "data",
-                    4, 1234)
-    return str(base / "data" / "train.tsv"), str(base / "data" / "val.tsv")
+    data = espeak_corpus(30, 4, 1234)
+    return str(data / "train.tsv"), str(data / "val.tsv")
 
 
 def val_curve(folder):

@@ -9,13 +9,12 @@ from __future__ import annotations
 import math
 import os
 from dataclasses import asdict, dataclass, fields
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from vestnik.config import block_settings
-from vestnik.io import write_text
+from vestnik.io import read_tsv, write_tsv
 
 ENERGY_WINDOW = 0.04
 """Seconds of audio around a candidate cut whose RMS decides how quiet the cut is."""
@@ -115,28 +114,16 @@ def plan_chunks(
 
 def write_plan(path: str | os.PathLike, chunks: list[Chunk]) -> None:
     """Write chunks.tsv atomically (header + one row per chunk)."""
-    names = [f.name for f in fields(Chunk)]
-    rows = ["\t".join(names)]
-    rows += ["\t".join(str(asdict(c)[n]) for n in names) for c in chunks]
-    write_text(path, "\n".join(rows) + "\n")
+    write_tsv(path, [f.name for f in fields(Chunk)], [asdict(c) for c in chunks])
 
 
 def read_plan(path: str | os.PathLike) -> list[Chunk]:
     """Read chunks.tsv back into Chunk rows."""
-    lines = Path(path).read_text(encoding="utf-8").splitlines()
-    header = lines[0].split("\t")
-    chunks = []
-    for line in lines[1:]:
-        row = dict(zip(header, line.split("\t"), strict=True))
-        chunks.append(
-            Chunk(
-                **{
-                    f.name: int(row[f.name]) if f.type == "int" else float(row[f.name])
-                    for f in fields(Chunk)
-                }
-            )
-        )
-    return chunks
+    return [
+        Chunk(**{f.name: int(row[f.name]) if f.type == "int" else float(row[f.name])
+                 for f in fields(Chunk)})
+        for row in read_tsv(path)
+    ]
 
 
 def chunk_samples(samples: np.ndarray, sample_rate: int, chunk: Chunk) -> np.ndarray:

@@ -12,9 +12,10 @@ import resource
 import shutil
 import tempfile
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from vestnik.errors import VestnikError
 
@@ -133,3 +134,27 @@ def write_text(path: str | os.PathLike, text: str) -> None:
 def write_json(path: str | os.PathLike, obj: object) -> None:
     """Write JSON (UTF-8, indented, Cyrillic kept readable) atomically."""
     write_text(path, json.dumps(obj, ensure_ascii=False, indent=2) + "\n")
+
+
+def _tsv_cell(value: Any) -> str:
+    text = "" if value is None else str(value)
+    return text.replace("\t", " ").replace("\r", " ").replace("\n", " ")
+
+
+def write_tsv(
+    path: str | os.PathLike, fields: Sequence[str], rows: Iterable[Mapping[str, Any]]
+) -> None:
+    """Write a tab-separated table atomically; tabs and newlines inside values become spaces."""
+    lines = ["\t".join(fields)]
+    lines += ["\t".join(_tsv_cell(row.get(field)) for field in fields) for row in rows]
+    with atomic_write(path) as tmp:
+        tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def read_tsv(path: str | os.PathLike) -> list[dict[str, str]]:
+    """Rows of a table written by `write_tsv`, as dicts keyed by the header."""
+    lines = Path(path).read_text(encoding="utf-8").splitlines()
+    if not lines:
+        return []
+    header = lines[0].split("\t")
+    return [dict(zip(header, line.split("\t"), strict=True)) for line in lines[1:] if line]

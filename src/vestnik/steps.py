@@ -6,7 +6,6 @@ never leaves a file that looks complete.
 
 from __future__ import annotations
 
-import csv
 import json
 import logging
 import os
@@ -20,7 +19,7 @@ from vestnik import chunks as chunking
 from vestnik import media
 from vestnik.config import check_settings
 from vestnik.errors import VestnikError
-from vestnik.io import write_json
+from vestnik.io import read_tsv, write_json
 
 SPEECH_RATE = 22050
 log = logging.getLogger("vestnik")
@@ -255,9 +254,7 @@ def merge_job(
 
 
 def _benchmark_seconds(path: str | os.PathLike) -> float:
-    with open(path, encoding="utf-8") as handle:
-        rows = list(csv.DictReader(handle, delimiter="\t"))
-    return float(rows[-1]["s"])
+    return float(read_tsv(path)[-1]["s"])
 
 
 def write_stats(

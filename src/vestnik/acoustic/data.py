@@ -16,8 +16,8 @@ import numpy as np
 import torch
 
 from vestnik.acoustic import symbols
-from vestnik.corpus import read_tsv
 from vestnik.errors import VestnikError
+from vestnik.io import read_tsv
 from vestnik.mel import LOG_SILENCE, N_MELS
 
 log = logging.getLogger("vestnik.acoustic")

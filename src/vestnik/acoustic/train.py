@@ -40,7 +40,7 @@ from vestnik.acoustic.data import (
     read_items,
 )
 from vestnik.acoustic.model import AcousticModel, count_parameters
-from vestnik.corpus import write_tsv
+from vestnik.io import write_tsv
 from vestnik.mel import LOG_SILENCE
 from vestnik.provenance import write_provenance
 

@@ -16,8 +16,9 @@ from pathlib import Path
 
 import soundfile as sf
 
-from vestnik.corpus import METADATA_NAME, SOURCE_RATE, WAV_DIR, write_tsv
+from vestnik.corpus import METADATA_NAME, SOURCE_RATE, WAV_DIR
 from vestnik.errors import VestnikError
+from vestnik.io import write_tsv
 
 log = logging.getLogger("vestnik.corpus")
 

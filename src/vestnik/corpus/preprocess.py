@@ -10,15 +10,16 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 import numpy as np
 import soundfile as sf
 import soxr
 
-from vestnik.corpus import TARGET_RATE, read_tsv, write_tsv
-from vestnik.io import atomic_write
+from vestnik.config import block_settings
+from vestnik.corpus import TARGET_RATE
+from vestnik.io import atomic_write, read_tsv, write_tsv
 
 log = logging.getLogger("vestnik.corpus")
 
@@ -27,12 +28,18 @@ ITEM_FIELDS = ("entry", "id", "status", "reason", "wav", "mel", "samples", "fram
 
 @dataclass(frozen=True)
 class CleanSettings:
-    """How a recording is cleaned (the `ruslan:` config block)."""
+    """How a recording is cleaned (the `ruslan:` config block; defaults in the schema)."""
 
-    trim_db: float = 40.0
-    trim_margin: float = 0.05
-    peak: float = 0.95
-    min_seconds: float = 0.5
+    trim_db: float
+    trim_margin: float
+    peak: float
+    min_seconds: float
+
+    @classmethod
+    def from_config(cls, ruslan: dict | None = None) -> CleanSettings:
+        """The cleaning settings of a `ruslan:` block, the schema's defaults filling gaps."""
+        block = block_settings("ruslan", ruslan)
+        return cls(**{f.name: block[f.name] for f in fields(cls)})
 
 
 class Unusable(Exception):

@@ -14,9 +14,8 @@ from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
-from vestnik.corpus import read_tsv, write_tsv
 from vestnik.errors import VestnikError
-from vestnik.io import write_json
+from vestnik.io import read_tsv, write_json, write_tsv
 
 log = logging.getLogger("vestnik.corpus")
 

@@ -13,8 +13,8 @@ import numpy as np
 import soundfile as sf
 import torch
 
-from vestnik.corpus import read_tsv
 from vestnik.errors import VestnikError
+from vestnik.io import read_tsv
 from vestnik.mel import HOP, LOG_SILENCE
 
 CACHE_SECONDS = 3600.0

@@ -16,8 +16,8 @@ import soxr
 import torch
 
 from vestnik import media
-from vestnik.corpus import TARGET_RATE, write_tsv
-from vestnik.io import write_json
+from vestnik.corpus import TARGET_RATE
+from vestnik.io import write_json, write_tsv
 from vestnik.mel import HOP, N_FFT, WIN, mel_spectrogram
 from vestnik.vocoder.data import load_utterance, read_split
 
