@@ -1,4 +1,5 @@
-# Two entry points: `make run` renders the default jobs, `make test` runs the test suite.
+# Entry points: `make run` renders the default jobs, `make test` runs the test suite
+# (`make test-fast` its quick tier).
 # The default engines need no PyTorch, so `make run` installs the light set only.
 PYTHON ?= python3
 VENV := .venv
@@ -6,7 +7,7 @@ BIN := $(VENV)/bin
 CORES ?= all
 PIP := $(BIN)/pip install --quiet $(PIP_OPTIONS)
 
-.PHONY: run test lint demo-train clean
+.PHONY: run test test-fast lint demo-train clean
 
 $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -24,10 +25,16 @@ run: $(VENV)/.installed-run
 	$(BIN)/snakemake --profile profiles/default --cores $(CORES)
 	@echo "Videos:"; ls -1 results/jobs/*/final.mp4
 
+# `make test` is what CI runs (everything); `make test-fast` leaves out the tests marked `slow`
+# (end-to-end snakemake runs and training runs) and takes about a minute.
 test: $(VENV)/.installed-dev
 	$(BIN)/ruff check .
 	$(BIN)/snakemake --lint
 	$(BIN)/pytest -q
+
+test-fast: $(VENV)/.installed-dev
+	$(BIN)/ruff check .
+	$(BIN)/pytest -q -m "not slow"
 
 # Builds the eSpeak corpus, trains tiny vocoder and acoustic models on the CPU (a few minutes)
 # and renders one job with the neural voice. The target must come before --configfile.

@@ -17,6 +17,14 @@ def torch_one_thread():
     torch.set_num_threads(previous)
 
 
+@pytest.fixture
+def no_cuda(monkeypatch):
+    """torch sees no CUDA device, so the CPU fallbacks are checked on a GPU machine too."""
+    torch = pytest.importorskip("torch")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 0)
+
+
 SENTENCES = Path(__file__).resolve().parents[1] / "resources" / "texts" / "corpus_sentences.txt"
 SPOKEN = 30
 """Sentences spoken once per session; every corpus the tests ask for is a prefix of them."""

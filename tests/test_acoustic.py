@@ -174,6 +174,7 @@ OVERFIT = {
 }
 
 
+@pytest.mark.slow
 def test_overfits_ten_utterances(corpus, tmp_path, one_thread):
     """Ten utterances, fitted by a 190k-parameter model in 150 steps.
 
@@ -207,6 +208,7 @@ RESUME = {
 }
 
 
+@pytest.mark.slow
 def test_resume_after_sigkill_gives_the_uninterrupted_weights(corpus, tmp_path, one_thread,
                                                               caplog):
     train, val = corpus / "train.tsv", corpus / "val.tsv"

@@ -206,6 +206,7 @@ def test_espeak_corpus_in_ruslan_layout(tmp_path):
         assert info.duration > 0.5
 
 
+@pytest.mark.slow
 def test_data_rules_survive_a_bad_corpus(tmp_path):
     """Through snakemake: the broken corpus is preprocessed in parallel shards, nothing fails."""
     make_bad_corpus(tmp_path / "corpus")

@@ -58,6 +58,7 @@ def rendered(tmp_path_factory):
     return workdir, result
 
 
+@pytest.mark.slow
 def test_neural_job_renders_an_mp4_with_trained_models(rendered):
     workdir, result = rendered
     job = workdir / "results" / "jobs" / "neural"
@@ -71,6 +72,7 @@ def test_neural_job_renders_an_mp4_with_trained_models(rendered):
     assert abs(info["duration"] - speech["duration"]) <= 1 / FPS
 
 
+@pytest.mark.slow
 def test_speech_json_has_ipa_phonemes_that_move_the_mouth(rendered):
     workdir, _ = rendered
     speech = json.loads((workdir / "results/jobs/neural/speech.json").read_text(encoding="utf-8"))
@@ -88,6 +90,7 @@ def test_speech_json_has_ipa_phonemes_that_move_the_mouth(rendered):
     assert openness.max() > 0.3 and openness.min() == 0.0
 
 
+@pytest.mark.slow
 def test_job_with_a_missing_model_fails_alone_and_says_why(rendered):
     workdir, result = rendered
     assert not (workdir / "results/jobs/no_model/speech.wav").exists()
@@ -104,6 +107,7 @@ def neural_settings(rendered):
     }}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("text", ["Привет, world! Это iPhone.", "В 2026 году 15 мая.",
                                   "Ура 😀 да!"])
 def test_latin_digits_and_emoji_are_spoken(neural_settings, text):
@@ -113,11 +117,13 @@ def test_latin_digits_and_emoji_are_spoken(neural_settings, text):
 
 
 @pytest.mark.parametrize("text", ["... !!! ---", "😀👍", "   "])
+@pytest.mark.slow
 def test_nothing_speakable_is_refused_with_the_job_named(neural_settings, text):
     with pytest.raises(VestnikError, match="job 'odd'.*nothing speakable"):
         synthesize(text, neural_settings, job="odd")
 
 
+@pytest.mark.slow
 def test_ten_thousand_characters_are_spoken_in_pieces(neural_settings, caplog):
     sentence = ("Правительство утвердило новый план развития железных дорог, и работы "
                 "начнутся весной. ")

@@ -91,6 +91,7 @@ def small_disk(tmp_path):
         subprocess.run(["umount", "-l", str(results)], check=False)
 
 
+@pytest.mark.slow
 def test_full_disk_fails_clearly_then_a_rerun_with_room_completes(small_disk):
     workdir = small_disk
     config = base_config(
@@ -120,21 +121,13 @@ def test_full_disk_fails_clearly_then_a_rerun_with_room_completes(small_disk):
 # GPU jobs without CUDA
 
 
-def _no_cuda():
-    torch = pytest.importorskip("torch")
-    if torch.cuda.is_available():
-        pytest.skip("this machine has CUDA")
-
-
-def test_gpu_job_without_cuda_runs_on_the_cpu_with_a_warning(tmp_path, caplog):
-    _no_cuda()
+def test_gpu_job_without_cuda_runs_on_the_cpu_with_a_warning(tmp_path, caplog, no_cuda):
     with slots.device_slot({"lock_dir": str(tmp_path)}, job="demo") as device:
         assert device == "cpu"
     assert "no CUDA device available: running on the CPU" in caplog.text
 
 
-def test_gpu_required_but_missing_fails_clearly(tmp_path):
-    _no_cuda()
+def test_gpu_required_but_missing_fails_clearly(tmp_path, no_cuda):
     from vestnik.training import training_device
 
     with pytest.raises(VestnikError, match=r"job 'demo'.*gpu\.require is true but no CUDA"), \

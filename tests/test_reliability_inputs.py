@@ -10,7 +10,6 @@ import re
 import shutil
 import struct
 import subprocess
-import time
 
 import cv2
 import numpy as np
@@ -78,12 +77,22 @@ def ffmpeg(*args: str) -> None:
 # Text
 
 
-def test_100k_character_text_is_refused_before_any_work(tmp_path):
+def no_work(monkeypatch) -> None:
+    """Speech synthesis and audio decoding fail the test if they are reached."""
+    import vestnik.tts
+
+    def reached(*args, **kwargs):
+        raise AssertionError("heavy work started before the input was refused")
+
+    monkeypatch.setattr(vestnik.tts, "synthesize", reached)
+    monkeypatch.setattr(media, "read_audio", reached)
+
+
+def test_100k_character_text_is_refused_before_any_work(tmp_path, monkeypatch):
     text = (SENTENCE + " ") * (100_000 // (len(SENTENCE) + 1) + 1)
-    started = time.monotonic()
+    no_work(monkeypatch)
     refused(tmp_path, "text", text[:100_000],
             r"100,000 characters, more than limits\.max_text_chars \(50,000\).*split it")
-    assert time.monotonic() - started < 5
 
 
 def test_huge_text_file_is_refused_without_reading_it(tmp_path):
@@ -93,15 +102,13 @@ def test_huge_text_file_is_refused_without_reading_it(tmp_path):
     refused(tmp_path, "text_file", str(big), r"big\.txt.*314,572,800 bytes.*max_text_chars")
 
 
-def test_100k_characters_split_in_linear_time():
-    """With the limit raised, a 100,000-character text is normalised and split in well under
-    a second each (splitting used to take 18 s: every stop searched the whole text before it)."""
+def test_100k_characters_split_into_pieces():
+    """With the limit raised, a 100,000-character text is normalised and split (its time, once
+    18 s when every stop searched the whole text before it, is measured by bench/normalize.py)."""
     base = (ROOT / "resources" / "texts" / "lecture.txt").read_text(encoding="utf-8")
     text = (base * (100_000 // len(base) + 1))[:100_000]
-    started = time.monotonic()
     normalized = normalize(text)
     pieces = split_sentences(normalized, 300)
-    assert time.monotonic() - started < 3
     assert len(pieces) > 1000 and max(len(p) for p in pieces) <= 300
 
 
@@ -174,15 +181,14 @@ def test_empty_audio_is_refused(tmp_path):
     refused(tmp_path, "audio", str(tmp_path / "empty.wav"), r"empty\.wav.*empty \(0 bytes\)")
 
 
-def test_three_hour_wav_is_refused_from_its_header(tmp_path):
+def test_three_hour_wav_is_refused_from_its_header(tmp_path, monkeypatch):
     path = tmp_path / "three hours.wav"
     sparse_wav(path, 3 * 3600)
     assert path.stat().st_blocks * 512 < 1024**2  # nothing was written but the header
-    started = time.monotonic()
+    no_work(monkeypatch)
     refused(tmp_path, "audio", str(path),
             r"three hours\.wav.*10,800 s \(3\.00 h\), longer than limits\.max_speech_seconds "
             r"\(3,600 s\)")
-    assert time.monotonic() - started < 5
 
 
 def test_three_hour_audio_that_only_ffmpeg_reads_is_refused(tmp_path):

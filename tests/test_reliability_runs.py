@@ -35,6 +35,8 @@ from .workflow_helpers import (
     temp_files,
 )
 
+pytestmark = pytest.mark.slow
+
 JOBS = ("a", "b")
 TARGETS = tuple(
     f"results/jobs/{job}/{name}"

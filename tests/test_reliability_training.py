@@ -12,6 +12,8 @@ from vestnik.training import CsvLog
 
 from .workflow_helpers import ROOT, Run, base_config, planned_jobs, run_workflow, temp_files
 
+pytestmark = pytest.mark.slow
+
 torch = pytest.importorskip("torch")
 
 QUICK = {

@@ -158,6 +158,7 @@ def report(tmp_path_factory):
 
 
 @pytest.mark.parametrize("job", ["news", "hello"])
+@pytest.mark.slow
 def test_report_has_each_jobs_video_speech_and_stats(report, job):
     _, results = report
     for name, mime in (("final.mp4", "video/mp4"), ("speech.wav", "audio/x-wav"),
@@ -169,6 +170,7 @@ def test_report_has_each_jobs_video_speech_and_stats(report, job):
         assert entry["data_uri"].startswith(f"data:{mime}")
 
 
+@pytest.mark.slow
 def test_report_has_runtime_chart_tables_and_gallery(report):
     workdir, results = report
     for name, mime, words in (
@@ -192,6 +194,7 @@ def test_report_has_runtime_chart_tables_and_gallery(report):
     assert gallery.count("data:video/mp4;base64,") == 2
 
 
+@pytest.mark.slow
 def test_report_has_the_vocoder_experiment(report):
     workdir, results = report
     folder = "results/models/vocoder/micro"

@@ -71,6 +71,7 @@ def by_name(status):
     return {u["name"]: u for u in status["units"]}
 
 
+@pytest.mark.slow
 def test_done_failed_and_the_report_waiting(workdir):
     folder, _ = workdir
     units = by_name(collect_status(folder))
@@ -80,6 +81,7 @@ def test_done_failed_and_the_report_waiting(workdir):
     assert units["run report"]["state"] == "missing"
 
 
+@pytest.mark.slow
 def test_changed_config_new_jobs_and_leftovers(workdir, tmp_path):
     folder, config = workdir
     changed = yaml.safe_load(yaml.safe_dump(config))
@@ -102,6 +104,7 @@ def test_changed_config_new_jobs_and_leftovers(workdir, tmp_path):
     assert "results without a config entry: results/jobs/old" in text
 
 
+@pytest.mark.slow
 def test_cli_json(workdir):
     folder, _ = workdir
     proc = subprocess.run(
@@ -145,6 +148,7 @@ def test_every_rule_that_runs_code_logs_under_logs():
         assert path and path.startswith("logs/"), f"rule {rule} has no log under logs/"
 
 
+@pytest.mark.slow
 def test_a_rendered_job_left_one_log_per_rule(workdir):
     folder, _ = workdir
     logs = {p.name for p in (folder / "logs" / "jobs" / "hi").glob("*.log")}

@@ -50,6 +50,7 @@ def val_curve(folder):
     return {int(r["step"]): float(r["val_mel_l1"]) for r in rows if r["val_mel_l1"]}
 
 
+@pytest.mark.slow
 def test_short_training_lowers_validation_mel_l1(tmp_path, corpus):
     block = {**TINY, "steps": 60, "val_interval": 20, "sample_interval": 60,
              "checkpoint_interval": 20, "keep_last": 2}
@@ -117,6 +118,7 @@ def _train_in_subprocess(out, corpus, log) -> subprocess.Popen:
     )
 
 
+@pytest.mark.slow
 def test_resume_after_sigkill_matches_an_uninterrupted_run(tmp_path, corpus):
     logs = {name: tmp_path / f"{name}.log" for name in ("straight", "victim", "resumed")}
     straight = _train_in_subprocess(tmp_path / "straight", corpus, logs["straight"])
@@ -157,6 +159,7 @@ def test_resume_after_sigkill_matches_an_uninterrupted_run(tmp_path, corpus):
     assert all(torch.equal(gen_a[k], gen_b[k]) for k in gen_a)
 
 
+@pytest.mark.slow
 def test_changed_config_starts_fresh_and_longer_runs_resume(tmp_path, corpus):
     block = {**TINY, "steps": 2, "val_interval": 2, "checkpoint_interval": 2, "val_items": 1}
     out = tmp_path / "exp"
@@ -195,6 +198,7 @@ def test_state_folder_is_tied_to_the_config_hash(tmp_path):
     assert sorted(p.name for p in folder.iterdir()) == ["experiment.json", "superseded"]
 
 
+@pytest.mark.slow
 def test_init_from_an_official_checkpoint(tmp_path, corpus):
     from vestnik.errors import VestnikError
     from vestnik.vocoder.checkpoint import save_official
@@ -220,6 +224,7 @@ def test_init_from_an_official_checkpoint(tmp_path, corpus):
                       tmp_path / "cold", threads=1)
 
 
+@pytest.mark.slow
 def test_experiments_train_side_by_side_through_snakemake(tmp_path):
     """Two experiments under --resources gpu=2, corpus built by the workflow; `all` trains none."""
     config = base_config({"greeting": {"text": "Привет."}})

@@ -238,7 +238,7 @@ def test_colour_matching_removes_a_tint():
     assert np.abs(matched - original).max() < 1e-3
 
 
-def test_render_on_cpu(checkpoint):
+def test_render_on_cpu(checkpoint, no_cuda):
     avatar = load_avatar(AVATAR)
     engine = w2l.Wav2LipEngine({"checkpoint": str(checkpoint), "batch_size": 4})
     samples = np.sin(2 * np.pi * 220 * np.arange(22050) / 22050).astype(np.float32) * 0.3

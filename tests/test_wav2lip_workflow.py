@@ -11,6 +11,8 @@ from vestnik.lipsync.wav2lip_model import Wav2Lip, save_checkpoint  # noqa: E402
 
 from .workflow_helpers import base_config, run_workflow  # noqa: E402
 
+pytestmark = pytest.mark.slow
+
 
 def test_wav2lip_job_through_snakemake(tmp_path):
     torch.manual_seed(0)
