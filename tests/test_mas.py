@@ -5,7 +5,20 @@ import itertools
 import numpy as np
 import pytest
 
-from vestnik.acoustic.mas import maximum_path, path_from_durations, search_durations
+from vestnik.acoustic.mas import path_from_durations, search_durations
+
+
+def maximum_path(
+    logp: np.ndarray, text_lengths: np.ndarray, mel_lengths: np.ndarray
+) -> np.ndarray:
+    """Best monotonic alignment per batch item: (B, T_text, T_mel) float32 0/1 matrix.
+
+    `logp` is (B, T_text, T_mel); see `search_durations` for the lengths.
+    """
+    logp = np.asarray(logp, dtype=np.float64)
+    scores = np.ascontiguousarray(logp.transpose(2, 0, 1))
+    return path_from_durations(search_durations(scores, text_lengths, mel_lengths), logp.shape[2])
+
 
 
 def brute_force(logp: np.ndarray) -> tuple[float, set[tuple[int, ...]]]:

@@ -13,7 +13,6 @@ from vestnik.vocoder.checkpoint import (  # noqa: E402
     export_generator,
     load_generator,
     load_generator_weights,
-    save_official,
 )
 from vestnik.vocoder.config import resolve_experiment, resolve_generator  # noqa: E402
 from vestnik.vocoder.models import (  # noqa: E402
@@ -23,6 +22,8 @@ from vestnik.vocoder.models import (  # noqa: E402
     MultiScaleDiscriminator,
     count_parameters,
 )
+
+from .official import save_official  # noqa: E402
 
 # From REFERENCE.md: the official classes instantiated (with weight norm / after removing it).
 OFFICIAL = {

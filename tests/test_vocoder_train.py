@@ -201,9 +201,10 @@ def test_state_folder_is_tied_to_the_config_hash(tmp_path):
 @pytest.mark.slow
 def test_init_from_an_official_checkpoint(tmp_path, corpus):
     from vestnik.errors import VestnikError
-    from vestnik.vocoder.checkpoint import save_official
     from vestnik.vocoder.config import resolve_experiment
     from vestnik.vocoder.models import GENERATOR_CONFIGS, Generator
+
+    from .official import save_official
 
     block = {**TINY, "steps": 1, "val_interval": 1, "checkpoint_interval": 1, "val_items": 1,
              "samples": 0, "export": "last", "lr_generator": 1e-9, "lr_discriminator": 1e-9}

@@ -55,18 +55,6 @@ def search_durations(
     return result
 
 
-def maximum_path(
-    logp: np.ndarray, text_lengths: np.ndarray, mel_lengths: np.ndarray
-) -> np.ndarray:
-    """Best monotonic alignment per batch item: (B, T_text, T_mel) float32 0/1 matrix.
-
-    `logp` is (B, T_text, T_mel); see `search_durations` for the lengths.
-    """
-    logp = np.asarray(logp, dtype=np.float64)
-    scores = np.ascontiguousarray(logp.transpose(2, 0, 1))
-    return path_from_durations(search_durations(scores, text_lengths, mel_lengths), logp.shape[2])
-
-
 def path_from_durations(durations: np.ndarray, t_mel: int) -> np.ndarray:
     """(B, T_text) frame counts -> (B, T_text, T_mel) 0/1 matrix of consecutive runs."""
     durations = np.asarray(durations, dtype=np.int64)

@@ -162,11 +162,6 @@ def mel_frames(wav16: np.ndarray, offset: int, first: int, count: int) -> np.nda
     return np.clip(normalised, -MAX_ABS_VALUE, MAX_ABS_VALUE).T.astype(np.float32)
 
 
-def melspectrogram(wav16: np.ndarray) -> np.ndarray:
-    """Mel frames of a whole 16 kHz waveform: (80, 1 + len // 200), like the official shape."""
-    return mel_frames(wav16, 0, 0, 1 + len(wav16) // HOP)
-
-
 def mel_start(frame: int, fps: float) -> int:
     """First mel frame of video frame `frame`'s window (the official `int(i * 80 / fps)`)."""
     return int(frame * (MELS_PER_SECOND / fps))

@@ -146,12 +146,6 @@ def _engine() -> _Engine:
     return _ENGINE
 
 
-def native_sample_rate() -> int:
-    """Sample rate libespeak-ng synthesises at (22,050 Hz for its voices)."""
-    with _LOCK:
-        return _engine().sample_rate
-
-
 def _speakable(normalized: str) -> bool:
     return any(ch.isalpha() for ch in normalized)
 
