@@ -24,7 +24,7 @@ from vestnik.config import (
 )
 from vestnik.errors import VestnikError
 
-from .workflow_helpers import ROOT, SNAKEMAKE, base_config
+from .workflow_helpers import ROOT, SNAKEMAKE, base_config, rule_blocks
 
 
 def engine_schema(kind: str, name: str) -> dict:
@@ -199,3 +199,27 @@ def test_a_built_wheel_carries_the_schema(tmp_path):
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.startswith(str(site)) and proc.stdout.split()[-1] == "165"
+
+
+TORCH_RULES = {"corpus_shard", "train_vocoder", "vocoder_eval", "train_acoustic"}
+"""Rules whose steps import torch whatever the config says."""
+
+
+def test_conda_environments_install_what_each_rule_needs():
+    envs = ROOT / "workflow" / "envs"
+    torch_env = yaml.safe_load((envs / "vestnik-torch.yaml").read_text(encoding="utf-8"))
+    assert "--editable ../..[torch]" in torch_env["dependencies"][-1]["pip"]
+    for rule, block in rule_blocks().items():
+        if "    conda:" not in block:
+            continue
+        env = re.search(r"^    conda:\n\s+(.+)$", block, re.M).group(1)
+        expected = "TORCH_ENV" if rule in TORCH_RULES else {
+            "tts": 'engine_env("tts")', "lipsync": 'engine_env("lipsync")'}.get(rule, "LIGHT_ENV")
+        assert env == expected, rule
+    for kind in engines.KINDS:
+        for name in engines.names(kind):
+            extra = engines.engine(kind, name).extra
+            if extra:
+                assert (envs / f"vestnik-{extra}.yaml").is_file()
+                pyproject = (ROOT / "pyproject.toml").read_text(encoding="utf-8")
+                assert re.search(rf"^{extra} = \[", pyproject, re.M), extra

@@ -12,7 +12,7 @@ import yaml
 from vestnik import layout
 from vestnik.status import Row, classify, collect_status, format_status, parse_summary
 
-from .workflow_helpers import ROOT, SNAKEMAKE, base_config, run_workflow
+from .workflow_helpers import ROOT, SNAKEMAKE, base_config, rule_blocks, run_workflow
 
 SUMMARY = """Building DAG of jobs...
 output_file\tdate\trule\tlog-file(s)\tstatus\tplan
@@ -123,18 +123,6 @@ def test_cli_reports_a_missing_config(tmp_path):
     )
     assert proc.returncode == 1
     assert "config.yaml" in proc.stderr and "not found" in proc.stderr
-
-
-def rule_blocks() -> dict[str, str]:
-    """Every rule and checkpoint of the workflow with the text of its block."""
-    blocks = {}
-    for path in [ROOT / "Snakefile", *sorted((ROOT / "workflow" / "rules").glob("*.smk"))]:
-        text = path.read_text(encoding="utf-8")
-        for block in re.split(r"^(?=(?:rule|checkpoint) \w+:)", text, flags=re.M):
-            match = re.match(r"(?:rule|checkpoint) (\w+):", block)
-            if match:
-                blocks[match.group(1)] = block
-    return blocks
 
 
 def test_every_rule_that_runs_code_logs_under_logs():

@@ -155,3 +155,15 @@ def temp_files(folder: Path) -> list[Path]:
 def planned_jobs(text: str, wildcard: str = "job") -> set[str]:
     """The `{wildcard}` values of the jobs a snakemake (dry) run lists."""
     return set(re.findall(rf"wildcards: (?:.*, )?{wildcard}=([^\s,]+)", text))
+
+
+def rule_blocks() -> dict[str, str]:
+    """Every rule and checkpoint of the workflow with the text of its block."""
+    blocks = {}
+    for path in [ROOT / "Snakefile", *sorted((ROOT / "workflow" / "rules").glob("*.smk"))]:
+        text = path.read_text(encoding="utf-8")
+        for block in re.split(r"^(?=(?:rule|checkpoint) \w+:)", text, flags=re.M):
+            match = re.match(r"(?:rule|checkpoint) (\w+):", block)
+            if match:
+                blocks[match.group(1)] = block
+    return blocks

@@ -51,6 +51,8 @@ class Engine:
     device_slot: whether a job with these (validated) settings takes a slot of `gpu:`
         (`resources: gpu=1` in the workflow).
     weights: {setting: Weight} of the files these settings name.
+    extra: the optional dependency set (pyproject.toml) the engine needs, if any; the
+        workflow's conda environment for its steps is workflow/envs/vestnik-<extra>.yaml.
     """
 
     kind: str
@@ -59,6 +61,7 @@ class Engine:
     summary: str
     device_slot: Callable[[dict], bool] = field(default=_never)
     weights: Callable[[dict], dict[str, Weight]] = field(default=_no_weights)
+    extra: str | None = None
 
     def load(self) -> Callable:
         """The engine's factory (imports the engine's module)."""
@@ -96,6 +99,7 @@ REGISTRY: dict[str, dict[str, Engine]] = {
             "trained acoustic model + HiFi-GAN vocoder",
             device_slot=_neural_tts_slot,
             weights=_neural_tts_weights,
+            extra="torch",
         ),
     },
     "lipsync": {
@@ -112,6 +116,7 @@ REGISTRY: dict[str, dict[str, Engine]] = {
             "official-checkpoint Wav2Lip network",
             device_slot=_always,
             weights=_wav2lip_weights,
+            extra="torch",
         ),
     },
 }

@@ -28,7 +28,7 @@ rule train_acoustic:
     resources:
         gpu=1,
     conda:
-        "../envs/vestnik.yaml"
+        TORCH_ENV
     log:
         fill(layout.MODEL_LOG, kind="acoustic", step="train"),
     benchmark:

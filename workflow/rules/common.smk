@@ -74,6 +74,21 @@ def device_slots(kind):
     return gpu
 
 
+LIGHT_ENV = "../envs/vestnik.yaml"
+TORCH_ENV = "../envs/vestnik-torch.yaml"
+
+
+def engine_env(kind):
+    """Conda environment function: the one with the extra the job's `kind` engine needs."""
+
+    def env(wildcards):
+        settings = checked_settings(wildcards.job)
+        extra = engines.chosen(settings, kind)[0].extra if settings else None
+        return f"../envs/vestnik-{extra}.yaml" if extra else LIGHT_ENV
+
+    return env
+
+
 def speech_inputs(wildcards):
     inputs = {"avatar": avatar_input(wildcards), **engine_models("tts")(wildcards)}
     if checked_settings(wildcards.job) is not None:

@@ -15,7 +15,7 @@ rule espeak_corpus:
         metadata=f"{layout.ESPEAK_CORPUS}/{layout.CORPUS_METADATA_NAME}",
         wavs=directory(f"{layout.ESPEAK_CORPUS}/{layout.CORPUS_WAVS_NAME}"),
     conda:
-        "../envs/vestnik.yaml"
+        LIGHT_ENV
     log:
         fill(layout.DATA_LOG, step="espeak_corpus"),
     benchmark:
@@ -34,7 +34,7 @@ rule corpus_scan:
         shards=RUSLAN["shards"],
         source_rate=RUSLAN["source_rate"],
     conda:
-        "../envs/vestnik.yaml"
+        LIGHT_ENV
     log:
         fill(layout.DATA_LOG, step="corpus_scan"),
     benchmark:
@@ -55,7 +55,7 @@ rule corpus_shard:
         shard=r"\d+",
     threads: 1
     conda:
-        "../envs/vestnik.yaml"
+        TORCH_ENV
     log:
         fill(layout.DATA_LOG, step="corpus_shard_{shard}"),
     benchmark:
@@ -78,7 +78,7 @@ rule corpus_split:
         val_size=RUSLAN["val_size"],
         seed=RUSLAN["seed"],
     conda:
-        "../envs/vestnik.yaml"
+        LIGHT_ENV
     log:
         fill(layout.DATA_LOG, step="corpus_split"),
     script:

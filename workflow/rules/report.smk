@@ -37,7 +37,7 @@ rule run_report:
             r.name: str(r.benchmark) for r in workflow.rules if r.benchmark
         },
     conda:
-        "../envs/vestnik.yaml"
+        LIGHT_ENV
     log:
         fill(layout.REPORT_LOG, step="run_report"),
     script:
@@ -66,7 +66,7 @@ rule vocoder_report:
     wildcard_constraints:
         name=r"[A-Za-z0-9][A-Za-z0-9_.\-]*",
     conda:
-        "../envs/vestnik.yaml"
+        LIGHT_ENV
     params:
         samples="samples",
     log:
@@ -96,7 +96,7 @@ rule acoustic_report:
     wildcard_constraints:
         name=r"[A-Za-z0-9][A-Za-z0-9_.\-]*",
     conda:
-        "../envs/vestnik.yaml"
+        LIGHT_ENV
     params:
         samples="plots",
     log:

@@ -19,7 +19,7 @@ rule tts:
     resources:
         gpu=device_slots("tts"),
     conda:
-        "../envs/vestnik.yaml"
+        engine_env("tts")
     log:
         fill(layout.JOB_LOG, step="tts"),
     benchmark:

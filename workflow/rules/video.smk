@@ -10,7 +10,7 @@ checkpoint plan_chunks:
         settings=step_params("plan"),
         fps=FPS,
     conda:
-        "../envs/vestnik.yaml"
+        LIGHT_ENV
     log:
         fill(layout.JOB_LOG, step="plan_chunks"),
     benchmark:
@@ -26,7 +26,7 @@ rule chunk_audio:
     output:
         layout.CHUNK_WAV,
     conda:
-        "../envs/vestnik.yaml"
+        LIGHT_ENV
     log:
         fill(layout.JOB_LOG, step="chunk_audio_{i}"),
     benchmark:
@@ -52,7 +52,7 @@ rule lipsync:
     resources:
         gpu=device_slots("lipsync"),
     conda:
-        "../envs/vestnik.yaml"
+        engine_env("lipsync")
     log:
         fill(layout.JOB_LOG, step="lipsync_{i}"),
     benchmark:
@@ -77,7 +77,7 @@ rule merge:
     params:
         record=provenance_record,
     conda:
-        "../envs/vestnik.yaml"
+        LIGHT_ENV
     log:
         fill(layout.JOB_LOG, step="merge"),
     benchmark:
@@ -104,7 +104,7 @@ rule stats:
             labels={"job": "{job}", "file": "stats.json"},
         ),
     conda:
-        "../envs/vestnik.yaml"
+        LIGHT_ENV
     log:
         fill(layout.JOB_LOG, step="stats"),
     script:

@@ -27,7 +27,7 @@ rule train_vocoder:
     resources:
         gpu=1,
     conda:
-        "../envs/vestnik.yaml"
+        TORCH_ENV
     log:
         fill(layout.MODEL_LOG, kind="vocoder", step="train"),
     benchmark:
@@ -64,7 +64,7 @@ rule vocoder_eval:
     resources:
         gpu=1,
     conda:
-        "../envs/vestnik.yaml"
+        TORCH_ENV
     log:
         fill(layout.MODEL_LOG, kind="vocoder", step="eval"),
     benchmark:
