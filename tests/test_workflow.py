@@ -5,7 +5,7 @@ import subprocess
 
 import pytest
 
-from vestnik import media
+from vestnik import layout, media
 from vestnik.chunks import read_plan
 
 from .workflow_helpers import ROOT, SNAKEMAKE, base_config, run_workflow
@@ -107,8 +107,12 @@ def test_bad_jobs_fail_alone_and_clearly(rendered, job, message):
     log = (workdir / "logs" / "jobs" / job / "tts.log").read_text(encoding="utf-8")
     assert re.search(message, log, re.S), log
     assert re.search(message, result.stderr, re.S)
-    leftovers = [p.name for p in job_dir(workdir, job).glob("*") if p.name != "benchmarks"]
+    leftovers = [p.name for p in job_dir(workdir, job).glob("*")
+                 if p.name not in ("benchmarks", layout.ERROR_RECORD)]
     assert leftovers == []
+    record = json.loads((job_dir(workdir, job) / layout.ERROR_RECORD).read_text(encoding="utf-8"))
+    assert record["kind"] == "input" and record["rule"] == "tts"
+    assert re.search(message, record["message"], re.S)
 
 
 @pytest.mark.slow
