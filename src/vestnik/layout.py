@@ -7,6 +7,7 @@ output files; they never choose a file name themselves.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 
 RESULTS = "results"
@@ -71,6 +72,16 @@ ACOUSTIC_REPORT = f"{ACOUSTIC}/report/validation.html"
 ACOUSTIC_TRAIN_LOG = f"{ACOUSTIC}/report/train_log.csv"
 MODEL_BENCHMARK = f"{MODELS}/benchmarks/{{kind}}_{{name}}_{{step}}.tsv"
 
+CORPUS_FILES = {
+    "manifest": CORPUS_MANIFEST, "rejected": CORPUS_REJECTED, "train": CORPUS_TRAIN,
+    "val": CORPUS_VAL, "summary": CORPUS_SUMMARY,
+}
+"""The corpus split's outputs, by the rule's output names."""
+VOCODER_EVAL_FILES = {
+    "metrics": VOCODER_METRICS, "table": VOCODER_METRICS_TABLE, "plot": VOCODER_SPECTROGRAMS,
+}
+"""The vocoder evaluation's outputs, by the rule's output names."""
+
 EXPERIMENT_OUTPUTS = {
     "vocoder": (VOCODER_GENERATOR, VOCODER_METRICS),
     "acoustic": (ACOUSTIC_MODEL,),
@@ -81,6 +92,14 @@ TRAINED_MODEL = {"vocoder": VOCODER_GENERATOR, "acoustic": ACOUSTIC_MODEL}
 
 ERROR_RECORD = "error.json"
 """Written by a failed step beside its first output (see vestnik.runner)."""
+
+
+def outputs(declared: str | Path | Mapping[str, str | Path], names: Mapping[str, str]) -> dict:
+    """{key: Path} of a step's files: the rule's declared outputs (a mapping with those keys),
+    or, for a call outside the workflow, a folder and the layout's file names (`names`)."""
+    if isinstance(declared, Mapping):
+        return {key: Path(declared[key]) for key in names}
+    return {key: Path(declared) / Path(pattern).name for key, pattern in names.items()}
 
 
 def fill(pattern: str, **values: object) -> str:

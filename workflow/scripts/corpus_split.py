@@ -1,7 +1,5 @@
 """Snakemake adapter: manifest, rejects list and the deterministic train/val split."""
 
-from pathlib import Path
-
 from vestnik.corpus.split import finalize_corpus
 from vestnik.runner import run_step
 
@@ -10,7 +8,7 @@ run_step(
     lambda: finalize_corpus(
         snakemake.input.scan,
         snakemake.input.shards,
-        Path(snakemake.output.manifest).parent,
+        dict(snakemake.output.items()),
         snakemake.params.val_size,
         snakemake.params.seed,
     ),

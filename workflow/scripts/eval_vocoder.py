@@ -1,7 +1,5 @@
 """Snakemake adapter: resynthesise the validation set with a generator and score it."""
 
-from pathlib import Path
-
 from vestnik.runner import run_step
 from vestnik.vocoder.evaluate import evaluate_vocoder
 
@@ -10,7 +8,7 @@ run_step(
     lambda: evaluate_vocoder(
         snakemake.input.generator,
         snakemake.input.val,
-        Path(snakemake.output.metrics).parent,
+        dict(snakemake.output.items()),
         limit=snakemake.params.limit,
     ),
 )

@@ -11,9 +11,10 @@ import hashlib
 import logging
 import os
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from vestnik import layout
 from vestnik.errors import VestnikError
 from vestnik.io import read_tsv, write_json, write_tsv
 
@@ -48,12 +49,16 @@ def _reason_kind(reason: str) -> str:
 def finalize_corpus(
     scan_tsv: str | os.PathLike,
     shard_dirs: Sequence[str | os.PathLike],
-    out_dir: str | os.PathLike,
+    out: str | os.PathLike | Mapping[str, str | os.PathLike],
     val_size: int,
     seed: int,
 ) -> dict:
-    """Write manifest.tsv, rejected.tsv, train.tsv, val.tsv and summary.json into `out_dir`."""
-    out_dir = Path(out_dir)
+    """Write the manifest, rejects, train and val tables and the summary.
+
+    `out` is the rule's declared outputs (keys of vestnik.layout.CORPUS_FILES), or a folder
+    that gets the layout's file names.
+    """
+    files = layout.outputs(out, layout.CORPUS_FILES)
     processed: dict[str, dict] = {}
     for folder in shard_dirs:
         for item in read_tsv(Path(folder) / "items.tsv"):
@@ -76,11 +81,10 @@ def finalize_corpus(
         usable[ident]["split"] = "train"
     for ident in val:
         usable[ident]["split"] = "val"
-    write_tsv(out_dir / "manifest.tsv", MANIFEST_FIELDS, rows)
-    write_tsv(out_dir / "rejected.tsv", REJECTED_FIELDS,
-              [row for row in rows if row["status"] != "ok"])
-    write_tsv(out_dir / "train.tsv", SPLIT_FIELDS, [usable[i] for i in train])
-    write_tsv(out_dir / "val.tsv", SPLIT_FIELDS, [usable[i] for i in val])
+    write_tsv(files["manifest"], MANIFEST_FIELDS, rows)
+    write_tsv(files["rejected"], REJECTED_FIELDS, [row for row in rows if row["status"] != "ok"])
+    write_tsv(files["train"], SPLIT_FIELDS, [usable[i] for i in train])
+    write_tsv(files["val"], SPLIT_FIELDS, [usable[i] for i in val])
     statuses = Counter(row["status"] for row in rows)
     reasons = Counter(_reason_kind(row["reason"]) for row in rows if row["status"] == "rejected")
     repairs = Counter(
@@ -98,7 +102,7 @@ def finalize_corpus(
         "val": len(val),
         "hours": round(sum(float(usable[i]["seconds"]) for i in usable) / 3600, 4),
     }
-    write_json(out_dir / "summary.json", summary)
+    write_json(files["summary"], summary)
     log.info(
         "corpus: %d rows -> %d ok, %d repaired, %d rejected; train %d, val %d (%.2f h)",
         summary["rows"], summary["ok"], summary["repaired"], summary["rejected"],

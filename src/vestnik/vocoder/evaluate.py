@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,7 @@ import numpy as np
 import soxr
 import torch
 
-from vestnik import media
+from vestnik import layout, media
 from vestnik.corpus import TARGET_RATE
 from vestnik.io import write_json, write_tsv
 from vestnik.mel import HOP, N_FFT, WIN, mel_spectrogram
@@ -95,16 +96,22 @@ def plot_comparison(path: Path, pairs: list[tuple[str, np.ndarray, np.ndarray]])
 def evaluate_vocoder(
     generator_path: str | os.PathLike,
     val_tsv: str | os.PathLike,
-    out_dir: str | os.PathLike,
+    out: str | os.PathLike | Mapping[str, str | os.PathLike],
     limit: int | None = None,
     plots: int = 3,
     device: str = "auto",
 ) -> dict[str, Any]:
-    """Resynthesise validation utterances into out_dir/wavs; write metrics.tsv/.json and a PNG."""
+    """Resynthesise validation utterances (into wavs/ beside the metrics); write the metrics
+    table and summary and a spectrogram PNG.
+
+    `out` is the rule's declared outputs (keys of vestnik.layout.VOCODER_EVAL_FILES), or a
+    folder that gets the layout's file names.
+    """
     from vestnik.training import choose_device
     from vestnik.vocoder.checkpoint import load_generator
 
-    out_dir = Path(out_dir)
+    files = layout.outputs(out, layout.VOCODER_EVAL_FILES)
+    out_dir = files["metrics"].parent
     torch_device = choose_device(device)
     generator, meta = load_generator(generator_path, device=torch_device)
     loss_fmax = meta.get("loss_fmax")
@@ -130,7 +137,7 @@ def evaluate_vocoder(
         if len(pairs) < plots:
             pairs.append((item.id, audio[:n], fake[:n]))
     table = [{k: (f"{v:.4f}" if isinstance(v, float) else v) for k, v in r.items()} for r in rows]
-    write_tsv(out_dir / "metrics.tsv", METRIC_FIELDS, table)
+    write_tsv(files["table"], METRIC_FIELDS, table)
     summary: dict[str, Any] = {
         "generator": str(generator_path),
         "utterances": len(rows),
@@ -139,7 +146,7 @@ def evaluate_vocoder(
     for key in ("mel_l1", "lsd_db", "pesq_wb", "stoi"):
         values = [r[key] for r in rows if r[key] is not None]
         summary[key] = round(float(np.mean(values)), 4) if values else None
-    write_json(out_dir / "metrics.json", summary)
-    plot_comparison(out_dir / "spectrograms.png", pairs)
+    write_json(files["metrics"], summary)
+    plot_comparison(files["plot"], pairs)
     log.info("evaluated %s on %d utterances: %s", generator_path, len(rows), summary)
     return summary
