@@ -111,3 +111,26 @@ def test_status_reads_the_record_of_a_failed_job(tmp_path):
                     tmp_path / "results" / "jobs" / "j")
     assert unit.state == "failed"
     assert unit.detail == f"{smk.log[0]}: KeyError: 'frames'"
+
+
+def test_status_names_the_weights_a_job_lacks(tmp_path):
+    from vestnik.config import validate_config
+    from vestnik.status import missing_weights
+
+    config = validate_config({
+        "jobs": {
+            "gan": {"text": "Привет.", "lipsync": {"engine": "wav2lip", "wav2lip": {
+                "checkpoint": "models/w.pth"}}},
+            "trained": {"text": "Привет.", "tts": {"engine": "neural"}},
+            "plain": {"text": "Привет."},
+        },
+        "acoustic": {"experiments": {"tiny": {}}},
+    })
+    assert missing_weights(config, "gan", tmp_path) == ["models/w.pth"]
+    assert missing_weights(config, "plain", tmp_path) == []
+    # the acoustic model is trained by the workflow; the vocoder experiment is not defined
+    vocoder = "results/models/vocoder/tiny/generator.pt"
+    assert missing_weights(config, "trained", tmp_path) == [vocoder]
+    (tmp_path / "models").mkdir()
+    (tmp_path / "models" / "w.pth").write_bytes(b"weights")
+    assert missing_weights(config, "gan", tmp_path) == []

@@ -17,8 +17,8 @@ import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from vestnik import layout
-from vestnik.config import ROOT, load_config
+from vestnik import engines, layout
+from vestnik.config import ROOT, check_job, load_config
 from vestnik.errors import VestnikError
 from vestnik.layout import ERROR_RECORD
 from vestnik.runner import read_error_record
@@ -196,6 +196,24 @@ def experiment_targets(config: dict) -> dict[str, list[str]]:
     return targets
 
 
+def missing_weights(config: dict, job: str, workdir: Path) -> list[str]:
+    """Weights files the job's engines load (vestnik.engines) that neither exist nor are
+    trained by the workflow; empty for a job whose settings do not fit the schema."""
+    try:
+        settings = check_job(config, job)
+    except VestnikError:
+        return []
+    missing = []
+    for kind in engines.KINDS:
+        for weight in engines.weight_files(settings, kind).values():
+            trained = weight.experiment in (config.get(weight.trainer) or {}).get(
+                "experiments", {})
+            path = Path(weight.path)
+            if not trained and not (path if path.is_absolute() else workdir / path).is_file():
+                missing.append(weight.path)
+    return missing
+
+
 def _holds_results(folder: Path) -> bool:
     """False for a job folder that holds nothing but the records of failed steps."""
     files = [f for f in folder.rglob("*") if f.is_file()]
@@ -222,13 +240,16 @@ def collect_status(
     rows, error = run_summary(workdir, config_path, snakefile, ["all"])
     if error:
         raise VestnikError(f"snakemake cannot plan the jobs: {error}", path=config_path)
-    units = [
-        classify(
+    units = []
+    for job in sorted(config.get("jobs", {})):
+        unit = classify(
             "job", job, _under(rows, f"{JOB_ROOT}/{job}/"), workdir / "logs" / "jobs" / job,
             workdir, workdir / layout.job_path(layout.JOB, job),
         )
-        for job in sorted(config.get("jobs", {}))
-    ]
+        missing = missing_weights(config, job, workdir)
+        if missing and unit.state != "done":
+            unit.detail += f"; weights not found: {', '.join(missing)}"
+        units.append(unit)
     report = [r for r in rows if r.path.startswith(REPORT_ROOT)]
     if report:
         units.append(classify("report", "run report", report))
