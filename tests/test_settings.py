@@ -223,3 +223,10 @@ def test_conda_environments_install_what_each_rule_needs():
                 assert (envs / f"vestnik-{extra}.yaml").is_file()
                 pyproject = (ROOT / "pyproject.toml").read_text(encoding="utf-8")
                 assert re.search(rf"^{extra} = \[", pyproject, re.M), extra
+
+
+def test_no_rule_passes_gpu_settings_as_params():
+    """Params are rerun triggers; device slots must never make a built output stale."""
+    for rule, block in rule_blocks().items():
+        params = re.search(r"^    params:\n((?:        .*\n)+)", block, re.M)
+        assert not params or "gpu" not in params.group(1), rule
