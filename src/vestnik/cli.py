@@ -41,9 +41,10 @@ def _job_context(args: argparse.Namespace) -> tuple[dict, dict, tuple[str, str]]
 
 
 def cmd_tts(args: argparse.Namespace) -> None:
-    _config, settings, (kind, value) = _job_context(args)
+    config, settings, (kind, value) = _job_context(args)
     out = Path(args.out)
-    steps.synthesize_job(args.job, settings, kind, value, str(out), str(out.with_suffix(".json")))
+    steps.synthesize_job(args.job, settings, kind, value, str(out), str(out.with_suffix(".json")),
+                         gpu=config["gpu"])
     print(out)
 
 
@@ -65,6 +66,7 @@ def cmd_lipsync(args: argparse.Namespace) -> None:
         steps.render_chunk(
             args.job, settings, config["fps"], str(plan), 0, str(speech),
             str(speech.with_suffix(".json")), str(video), str(Path(scratch) / "0.json"),
+            gpu=config["gpu"],
         )
         steps.merge_job([str(video)], str(speech), args.out)
     print(args.out)
