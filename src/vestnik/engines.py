@@ -80,7 +80,7 @@ def _neural_tts_weights(block: dict) -> dict[str, Weight]:
 
 
 def _neural_tts_slot(block: dict) -> bool:
-    return block.get("device", "auto") != "cpu"
+    return block["device"] != "cpu"
 
 
 def _wav2lip_weights(block: dict) -> dict[str, Weight]:

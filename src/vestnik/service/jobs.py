@@ -25,7 +25,7 @@ from pathlib import Path
 import yaml
 
 from vestnik import engines, layout
-from vestnik.config import load_config, merged_settings
+from vestnik.config import check_job, load_config
 from vestnik.errors import VestnikError
 from vestnik.io import write_json, write_text
 from vestnik.runner import read_error_record
@@ -88,7 +88,7 @@ class Job:
     def takes_device_slot(self) -> bool:
         """Whether the run holds a `gpu` device slot for one of its engines."""
         try:
-            settings = merged_settings(self.config, self.id)
+            settings = check_job(self.config, self.id)
         except VestnikError:
             return False
         return any(engines.takes_device_slot(settings, kind) for kind in engines.KINDS)

@@ -51,7 +51,7 @@ def voice(neural: dict):
     from vestnik.acoustic.synth import NeuralVoice
 
     acoustic, vocoder = model_paths(neural)
-    device = str(neural.get("device", "auto"))
+    device = str(neural["device"])
     stamps = tuple(Path(p).stat().st_mtime_ns if Path(p).is_file() else None
                    for p in (acoustic, vocoder))
     key = (acoustic, vocoder, device, stamps)
