@@ -25,7 +25,7 @@ def checked_settings(job):
         return None
 
 
-for _job in JOBS:
+for _job in JOBS if workflow.is_main_process else ():  # once, not in every job's process
     if checked_settings(_job) is None:
         try:
             check_job(config, _job)
