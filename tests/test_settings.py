@@ -230,3 +230,19 @@ def test_no_rule_passes_gpu_settings_as_params():
     for rule, block in rule_blocks().items():
         params = re.search(r"^    params:\n((?:        .*\n)+)", block, re.M)
         assert not params or "gpu" not in params.group(1), rule
+
+
+def test_neural_tts_takes_a_device_slot_of_the_gpu_block(no_cuda):
+    """With `device: auto` the neural voice speaks on a slot of `gpu:` (so `gpu.require` and
+    `gpu.devices` apply to it as to Wav2Lip); an explicit device takes none."""
+    from vestnik.tts import synthesize
+
+    job = check_job(validate_config(base_config({"j": {"text": "Привет.", "tts": {
+        "engine": "neural", "neural": {"acoustic": "missing/a.pt", "vocoder": "missing/v.pt"}}}})),
+        "j")
+    assert engines.takes_device_slot(job, "tts") and engines.takes_device_slot(
+        {"lipsync": {"engine": "wav2lip", "wav2lip": {}}}, "lipsync")
+    cpu = {**job["tts"], "neural": {**job["tts"]["neural"], "device": "cpu"}}
+    assert not engines.takes_device_slot({"tts": cpu}, "tts")
+    with pytest.raises(VestnikError, match=r"job 'j'.*gpu\.require is true but no CUDA"):
+        synthesize("Привет.", job["tts"], job="j", gpu={"require": True})
