@@ -1,10 +1,16 @@
 # Vestnik: Russian text or voice -> lip-synced talking-head video.
 # `snakemake --cores all` renders every job in config/config.yaml; see README.md.
+from pathlib import Path
+
 from snakemake.utils import min_version, validate
 
-from vestnik.config import sort_keys
+from vestnik.config import read_yaml, sort_keys
 
 min_version("9.0")
+
+# Snakemake's own report of a YAML syntax error names neither the line nor the problem.
+if Path("config/config.yaml").is_file():
+    read_yaml("config/config.yaml")
 
 
 configfile: "config/config.yaml"

@@ -31,12 +31,33 @@ def _check(instance: object, schema: dict, what: str, job: str | None = None) ->
         raise VestnikError(f"{what} does not fit the schema:\n" + "\n".join(lines), job=job)
 
 
-def load_config(path: str | os.PathLike) -> dict:
-    """Read a YAML config and check its structure (per-job overrides are checked per job)."""
+def read_yaml(path: str | os.PathLike) -> object:
+    """Parse a YAML file; a syntax error becomes one VestnikError naming the file and line."""
     path = Path(path)
     if not path.is_file():
         raise VestnikError("config file not found", path=path)
-    config = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as exc:
+        raise VestnikError(f"config file is not valid UTF-8 ({exc.reason})", path=path) from None
+    except OSError as exc:
+        raise VestnikError(f"cannot read the config file: {exc.strerror}", path=path) from None
+    except yaml.YAMLError as exc:
+        raise VestnikError(f"not valid YAML: {yaml_problem(exc)}", path=path) from None
+
+
+def yaml_problem(exc: yaml.YAMLError) -> str:
+    """'line L, column C: problem' of a YAML error (1-based, as editors count)."""
+    mark = getattr(exc, "problem_mark", None)
+    problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+    context = getattr(exc, "context", None)
+    text = f"{problem} ({context})" if context else problem
+    return f"line {mark.line + 1}, column {mark.column + 1}: {text}" if mark else text
+
+
+def load_config(path: str | os.PathLike) -> dict:
+    """Read a YAML config and check its structure (per-job overrides are checked per job)."""
+    config = read_yaml(path) or {}
     _check(config, load_schema(), f"config {path}")
     return config
 

@@ -89,6 +89,7 @@ def preflight(job: str, settings: dict, kind: str, value: str) -> None:
     """Cheap checks of everything a job needs, before any heavy work starts."""
     from vestnik.avatar import load_avatar
     from vestnik.lipsync import check_engine
+    from vestnik.text.encoding import encoding_problem
     from vestnik.text.normalize import has_speakable
 
     check_settings(settings, job)
@@ -115,6 +116,9 @@ def preflight(job: str, settings: dict, kind: str, value: str) -> None:
             path=path,
         )
     text = read_text_input(kind, value, job)
+    problem = encoding_problem(text)
+    if problem:
+        raise VestnikError(problem, job=job, path=path)
     _check_text_size(text, limits["max_text_chars"], job, path)
     if not text.strip():
         raise VestnikError("the text is empty", job=job)

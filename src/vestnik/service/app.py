@@ -22,6 +22,7 @@ from vestnik.errors import VestnikError
 from vestnik.service import catalog
 from vestnik.service.jobs import Job, JobManager, JobRequest, QueueFull
 from vestnik.service.settings import LANGUAGES, ServiceSettings
+from vestnik.text.encoding import encoding_problem
 from vestnik.text.normalize import has_speakable
 
 STATS_HEADER = "X-Vestnik-Stats"
@@ -210,6 +211,9 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
     def job_request(body: GenerateRequest) -> JobRequest:
         """Check a request against the limits and the catalog; raise 4xx ApiErrors."""
         text = body.text.strip()
+        problem = encoding_problem(text)
+        if problem:
+            raise ApiError(422, f"text: {problem}")
         if not text:
             raise ApiError(422, "text: is empty")
         if len(text) > settings.max_text_chars:

@@ -29,6 +29,16 @@ def _non_negative_int(text: str) -> int:
     return value
 
 
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
+    if not 1 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"a port is 1 to 65535, got {text}")
+    return value
+
+
 def settings_from_args(args: argparse.Namespace) -> ServiceSettings:
     defaults = ServiceSettings()
     project = Path(args.project_dir).resolve()
@@ -80,7 +90,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     serve = sub.add_parser("serve", help="HTTP API (POST /api/generate_parallel, GET /api/health)")
     defaults = ServiceSettings()
     serve.add_argument("--host", default="127.0.0.1", help="bind address (default: loopback only)")
-    serve.add_argument("--port", type=int, default=DEFAULT_PORT)
+    serve.add_argument("--port", type=_port, default=DEFAULT_PORT)
     serve.add_argument("--project-dir", default=str(defaults.project_dir),
                        help="folder with the Snakefile; relative config paths start here")
     serve.add_argument("--config", help="workflow config (default: PROJECT/config/config.yaml)")
