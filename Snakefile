@@ -45,6 +45,7 @@ rule all:
     input:
         expand("results/jobs/{job}/final.mp4", job=JOBS),
         expand("results/jobs/{job}/stats.json", job=JOBS),
+        every_chunk_video,
         "results/report/runtime_memory.png",
         "results/report/jobs.html",
     default_target: True

@@ -75,7 +75,9 @@ def cmd_tts(args: argparse.Namespace) -> None:
 def cmd_plan(args: argparse.Namespace) -> None:
     out = output_path(args.out, ".tsv")
     config, settings, _ = _job_context(args)
-    for chunk in steps.plan_job(args.speech, settings, config["fps"], str(out)):
+    timings = Path(args.speech).with_suffix(".json")
+    beside = str(timings) if timings.is_file() else None
+    for chunk in steps.plan_job(args.speech, settings, config["fps"], str(out), beside):
         print(f"chunk {chunk.chunk}: {chunk.start:.2f}-{chunk.end:.2f} s ({chunk.n_frames} frames)")
 
 
@@ -88,7 +90,7 @@ def cmd_lipsync(args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory() as scratch:
         plan = Path(scratch) / "chunks.tsv"
         settings["chunks"] = {**settings["chunks"], "workers": 1, "max_seconds": None}
-        steps.plan_job(str(speech), settings, config["fps"], str(plan))
+        steps.plan_job(str(speech), settings, config["fps"], str(plan), str(timings))
         video = Path(scratch) / "0.mp4"
         steps.render_chunk(
             args.job, settings, config["fps"], str(plan), 0, str(speech),

@@ -104,6 +104,13 @@ def preflight(job: str, settings: dict, kind: str, value: str) -> None:
         except VestnikError as exc:
             raise VestnikError(str(exc), job=job) from exc
         _check_speech_length(seconds, limits["max_speech_seconds"], job, value)
+        shortfall = media.wav_shortfall(value)
+        if shortfall:
+            log.warning(
+                "job %s, file '%s': the WAV header claims %s s but the file holds only %.2f s "
+                "(cut short while copying or recording?); using what it holds",
+                job, value, f"{shortfall[0]:,.2f}", shortfall[1],
+            )
         return
     path = value if kind == "text_file" else None
     size = Path(path).stat().st_size if path and Path(path).is_file() else 0
@@ -140,8 +147,15 @@ def synthesize_job(
             samples = media.read_audio(value, SPEECH_RATE)
         except VestnikError as exc:
             raise VestnikError(str(exc), job=job) from exc
-        if not np.any(np.abs(samples) > 1e-4):
+        peak = float(np.max(np.abs(samples)))
+        if peak <= 1e-4:
             raise VestnikError("the audio is silent", job=job, path=value)
+        if peak > 1.0:
+            log.warning(
+                "job %s, file '%s': the audio peaks at %.2f times full scale (%+.1f dB); scaled "
+                "down to fit instead of clipped", job, value, peak, 20 * np.log10(peak),
+            )
+            samples = samples / peak
         speech = Speech(samples, SPEECH_RATE, [], "", "recording")
     else:
         speech = synthesize(read_text_input(kind, value, job), settings["tts"], job=job)
@@ -152,8 +166,15 @@ def synthesize_job(
     speech.save(out_wav, out_json)
 
 
-def plan_job(speech_wav: str, settings: dict, fps: float, out_tsv: str) -> list[chunking.Chunk]:
-    """Write the chunk plan of a job's speech."""
+def plan_job(
+    speech_wav: str, settings: dict, fps: float, out_tsv: str, speech_json: str | None = None
+) -> list[chunking.Chunk]:
+    """Write the chunk plan of a job's speech; with `speech_json`, first check that the wav is
+    the one those timings were written for."""
+    if speech_json:
+        from vestnik.tts.speech import check_pair
+
+        check_pair(speech_wav, speech_json)
     samples = media.read_audio(speech_wav, SPEECH_RATE)
     plan = chunking.plan_chunks(samples, SPEECH_RATE, fps, **settings["chunks"])
     chunking.write_plan(out_tsv, plan)

@@ -1,5 +1,6 @@
 # Helpers shared by every .smk file: job lookup and per-job settings.
 from pathlib import Path
+from types import SimpleNamespace
 
 from vestnik.config import job_input, merged_settings
 from vestnik.provenance import job_provenance_inputs
@@ -77,6 +78,13 @@ def planned_chunks(wildcards):
 
 def chunk_videos(wildcards):
     return expand("results/jobs/{job}/chunks/{i}.mp4", job=wildcards.job, i=planned_chunks(wildcards))
+
+
+def every_chunk_video(wildcards):
+    """Chunk videos of every job, as targets of `all`: Snakemake does not rebuild a missing
+    intermediate file while the outputs made from it are up to date, so a deleted chunk would
+    otherwise stay missing."""
+    return [video for job in JOBS for video in chunk_videos(SimpleNamespace(job=job))]
 
 
 def chunk_timings(wildcards):

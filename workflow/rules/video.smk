@@ -3,7 +3,8 @@
 
 checkpoint plan_chunks:
     input:
-        "results/jobs/{job}/speech.wav",
+        speech="results/jobs/{job}/speech.wav",
+        timings="results/jobs/{job}/speech.json",
     output:
         "results/jobs/{job}/chunks.tsv",
     params:
