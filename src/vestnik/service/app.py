@@ -17,14 +17,17 @@ from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from vestnik.errors import VestnikError
 from vestnik.service import catalog
-from vestnik.service.jobs import Job, JobManager, JobRequest, QueueFull
+from vestnik.service.jobs import INTERRUPTED, Job, JobManager, JobRequest, QueueFull, Stopping
 from vestnik.service.settings import LANGUAGES, ServiceSettings
 from vestnik.text.encoding import encoding_problem
 from vestnik.text.normalize import has_speakable
 
+RETRY_AFTER_SECONDS = 5
+"""Retry-After of a 429 (queue full) and of a 503 while the service stops or restarts."""
 STATS_HEADER = "X-Vestnik-Stats"
 JOB_HEADER = "X-Vestnik-Job"
 EXAMPLE_TEXT = (
@@ -89,7 +92,9 @@ class JobStatus(BaseModel):
         description="stats.json of the workflow plus the service's own times (when done)"
     )
     error: str | None
-    error_kind: str | None = Field(description="input, timeout or internal (when failed)")
+    error_kind: str | None = Field(
+        description="input, timeout, interrupted (the service stopped) or internal (when failed)"
+    )
     log_tail: str | None = None
     status_url: str
     video_url: str
@@ -148,6 +153,9 @@ class BodyLimit:
         await response(scope, receive, send)
 
 
+RETRY_AFTER = {"Retry-After": str(RETRY_AFTER_SECONDS)}
+
+
 def _error_response(
     status: int, message: str, headers: dict | None = None, **extra: Any
 ) -> JSONResponse:
@@ -201,6 +209,21 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
         errors = exc.errors()
         status = 400 if any(e["type"] == "json_invalid" for e in errors) else 422
         return _error_response(status, "; ".join(_validation_message(e) for e in errors))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        """Routing and parsing errors (404, 405, 400) in the same shape as every other error."""
+        message = exc.detail if isinstance(exc.detail, str) else json.dumps(exc.detail)
+        if exc.status_code == 404:
+            message = f"no such endpoint: {request.method} {request.url.path}"
+        elif exc.status_code == 405:
+            allowed = (exc.headers or {}).get("Allow", "")
+            message = f"{request.method} is not allowed on {request.url.path} (allowed: {allowed})"
+        return _error_response(exc.status_code, message, exc.headers)
+
+    @app.exception_handler(Exception)
+    async def internal_error(_request: Request, exc: Exception) -> JSONResponse:
+        return _error_response(500, f"internal error of the service ({type(exc).__name__})")
 
     def current_config() -> dict:
         try:
@@ -266,9 +289,11 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
             return manager.submit(request)
         except VestnikError as exc:
             raise ApiError(503, f"the workflow config cannot be used: {exc}") from None
+        except Stopping as exc:
+            raise ApiError(503, f"{exc}; retry later", headers=RETRY_AFTER) from None
         except QueueFull as exc:
             raise ApiError(
-                429, f"the service is busy: {exc}; retry later", headers={"Retry-After": "5"}
+                429, f"the service is busy: {exc}; retry later", headers=RETRY_AFTER
             ) from None
 
     def status(job: Job) -> dict:
@@ -295,8 +320,9 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
         )
 
     def failed(job: Job) -> ApiError:
-        code = {"input": 422, "timeout": 504}.get(job.error_kind or "", 500)
-        return ApiError(code, job.error or "the job failed", job_id=job.id)
+        code = {"input": 422, "timeout": 504, INTERRUPTED: 503}.get(job.error_kind or "", 500)
+        headers = RETRY_AFTER if code == 503 else None
+        return ApiError(code, job.error or "the job failed", job_id=job.id, headers=headers)
 
     video_responses: dict[int | str, dict[str, Any]] = {
         200: {
@@ -312,6 +338,8 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
         422: {"model": ErrorBody, "description": "invalid input, or input the workflow refused"},
         429: {"model": ErrorBody, "description": "the queue is full; retry after Retry-After s"},
         500: {"model": ErrorBody, "description": "the workflow failed"},
+        503: {"model": ErrorBody, "description": "the service is stopping (the job was "
+              "interrupted; retry after Retry-After s), or its workflow config is broken"},
         504: {"model": ErrorBody, "description": "the workflow ran over its time limit"},
     }
 

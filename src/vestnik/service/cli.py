@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 from pathlib import Path
+from types import FrameType
 
 from vestnik.errors import VestnikError
 from vestnik.service.settings import DEFAULT_PORT, ServiceSettings, is_loopback
@@ -80,10 +81,23 @@ def cmd_serve(args: argparse.Namespace) -> None:
         "serving on http://%s:%d (runs in %s, config %s)",
         args.host, args.port, settings.runs_dir, settings.config_path,
     )
-    uvicorn.run(
+    config = uvicorn.Config(
         app, host=args.host, port=args.port, log_level=args.log_level,
         timeout_graceful_shutdown=10,
     )
+    manager = app.state.manager
+
+    class Server(uvicorn.Server):
+        """uvicorn's server, which also interrupts the jobs as soon as a stop signal arrives:
+        uvicorn waits for open requests before it shuts the app down, and a request waiting for
+        its video would otherwise wait until it is cut off without an answer."""
+
+        def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+            if manager.loop is not None and not manager.stopping:
+                manager.loop.call_soon_threadsafe(manager.interrupt)
+            super().handle_exit(sig, frame)
+
+    Server(config).run()
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -4,6 +4,11 @@ Each job runs the repository's Snakefile through Snakemake's command line in its
 (`--directory`), with a generated config whose only job is this one, so concurrent jobs never
 share a file and a job's outputs are exactly what `snakemake` would write for the same config.
 All bookkeeping happens on the event loop thread, so it needs no locks.
+
+Every job's record (`job.json` in its folder) is rewritten at each change of state, so a
+restarted service knows the jobs of the one before: finished ones stay available until they
+expire, and ones that were still queued or running (the service was stopped or killed) are
+marked `interrupted`, their orphaned Snakemake runs stopped.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ import shutil
 import signal
 import time
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import yaml
@@ -37,10 +42,16 @@ MARKER = "job.json"
 """Written first into every run folder; clean-up only ever deletes folders that hold it."""
 ERROR_LINE = re.compile(r"ERROR vestnik: (?P<message>.*?) \(rule (?P<rule>\w+)\)\s*$", re.M)
 LOG_TAIL_LINES = 30
+INTERRUPTED = "interrupted"
+"""error_kind of a job the service stopped (SIGTERM, restart, kill) before it finished."""
 
 
 class QueueFull(Exception):
     """Every run slot is busy and the waiting queue is at its limit."""
+
+
+class Stopping(Exception):
+    """The service is shutting down and takes no new jobs."""
 
 
 @dataclass
@@ -75,6 +86,8 @@ class Job:
     log_tail: str | None = None
     done: asyncio.Event = field(default_factory=asyncio.Event)
     process: asyncio.subprocess.Process | None = None
+    pid: int | None = None
+    """Process id of the job's Snakemake run (a session leader), recorded for a restart."""
 
     @property
     def final_video(self) -> Path:
@@ -144,6 +157,19 @@ def failure(job: Job) -> tuple[str, str]:
     return "internal", "the workflow failed; see log_tail in GET /api/jobs/" + job.id
 
 
+def request_from_record(record: dict) -> JobRequest:
+    return JobRequest(**{**record, "avatar": Path(record["avatar"])})
+
+
+def run_alive(pid: int, run_dir: Path) -> bool:
+    """True if `pid` is still the Snakemake run of `run_dir` (not a reused process id)."""
+    try:
+        command = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    return os.fsencode(str(run_dir)) in command
+
+
 def tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
     if not path.is_file():
         return ""
@@ -173,6 +199,9 @@ class JobManager:
         self.running: set[str] = set()
         self._tasks: set[asyncio.Task] = set()
         self._cleaner: asyncio.Task | None = None
+        self.stopping = False
+        self.loop: asyncio.AbstractEventLoop | None = None
+        """The event loop the manager runs on (set by `start`), for calls from signal handlers."""
 
     @property
     def base_config(self) -> dict:
@@ -195,30 +224,96 @@ class JobManager:
 
     async def start(self) -> None:
         self.settings.runs_dir.mkdir(parents=True, exist_ok=True)
+        self.loop = asyncio.get_running_loop()
+        self.stopping = False
         self.remove_stale_folders()
+        self.restore()
         self._cleaner = asyncio.create_task(self._clean_periodically())
 
-    async def stop(self) -> None:
-        """Stop the cleaner and kill running workflows; queued jobs fail as cancelled."""
-        if self._cleaner:
-            self._cleaner.cancel()
+    def interrupt(self) -> None:
+        """Begin a shutdown: queued jobs fail as interrupted, running workflows are killed (their
+        jobs fail as interrupted once Snakemake has exited), and nothing new is accepted.
+
+        Called as soon as the service is told to stop, so that clients waiting for a video get
+        their answer (503) while the server still sends answers.
+        """
+        self.stopping = True
         for job in list(self.waiting):
-            stopped = ("internal", "the service stopped before the job ran")
+            stopped = (INTERRUPTED, "the service stopped before the job ran; submit it again")
             self._finish(job, "failed", error=stopped)
         self.waiting.clear()
         for job in self.jobs.values():
             if job.process and job.process.returncode is None:
                 self._kill(job.process)
+
+    async def stop(self) -> None:
+        """Stop the cleaner, interrupt every job, and wait for the runs to end."""
+        if self._cleaner:
+            self._cleaner.cancel()
+        self.interrupt()
         if self._tasks:
             await asyncio.wait(self._tasks, timeout=10)
+
+    def restore(self) -> list[Job]:
+        """Take over the job records of earlier service processes from the runs folder.
+
+        Finished jobs come back as they were. A job still queued or running was orphaned by a
+        stop or a kill of its service: its Snakemake run, if still alive, is stopped, and the
+        job is marked failed (interrupted) instead of staying `running` for ever.
+        """
+        restored = []
+        for marker in sorted(self.settings.runs_dir.glob(f"*/{MARKER}")):
+            try:
+                job = self._job_from_record(marker)
+            except (OSError, ValueError, KeyError, TypeError) as exc:
+                log.warning("ignoring the unreadable job record %s: %s", marker, exc)
+                continue
+            if job.id in self.jobs:
+                continue
+            self.jobs[job.id] = job
+            restored.append(job)
+            if job.finished is not None:
+                job.done.set()
+                continue
+            if job.pid and run_alive(job.pid, job.run_dir):
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(job.pid, signal.SIGTERM)
+                log.warning("job %s: stopped its orphaned workflow run (pid %d)", job.id, job.pid)
+            orphaned = (INTERRUPTED, "the service stopped (restart or crash) before the job "
+                        "finished; submit it again")
+            self._finish(job, "failed", error=orphaned)
+        if restored:
+            log.info("restored %d job records from %s", len(restored), self.settings.runs_dir)
+        return restored
+
+    def _job_from_record(self, marker: Path) -> Job:
+        data = json.loads(marker.read_text(encoding="utf-8"))
+        if data["job_id"] != marker.parent.name:
+            raise ValueError(f"the record is of job {data['job_id']!r}")
+        record = data["record"]
+        return Job(
+            id=data["job_id"], request=request_from_record(record["request"]),
+            run_dir=marker.parent, config={}, state=data["status"], created=data["created_at"],
+            started=data["started_at"], finished=data["finished_at"], stats=data["stats"],
+            error=data["error"], error_kind=data["error_kind"], log_tail=record["log_tail"],
+            pid=record["pid"],
+        )
+
+    def save_record(self, job: Job) -> None:
+        """Write the job's record (its status plus what a restarted service needs)."""
+        record = {"request": {**asdict(job.request), "avatar": str(job.request.avatar)},
+                  "pid": job.pid, "log_tail": job.log_tail}
+        write_json(job.run_dir / MARKER, {**self.describe(job), "record": record})
 
     # submitting
 
     def submit(self, request: JobRequest) -> Job:
         """Create the job's folder and start it now, or queue it.
 
-        Raises QueueFull, or VestnikError when the workflow config cannot be read.
+        Raises QueueFull, Stopping, or VestnikError when the workflow config cannot be read.
         """
+        if self.stopping:
+            raise Stopping("the service is stopping")
         if len(self.running) >= self.concurrency and len(self.waiting) >= self.settings.queue_size:
             raise QueueFull(
                 f"{len(self.running)} jobs running and {len(self.waiting)} waiting "
@@ -228,7 +323,7 @@ class JobManager:
         config = run_config(self.base_config, job_id, request, self.settings.project_dir)
         job = Job(job_id, request, self.settings.runs_dir / job_id, config)
         job.run_dir.mkdir(parents=True)
-        write_json(job.run_dir / MARKER, self.describe(job))
+        self.save_record(job)
         self.jobs[job_id] = job
         if len(self.running) < self.concurrency:
             self._launch(job)
@@ -305,6 +400,8 @@ class JobManager:
                     *self.command(job), cwd=job.run_dir, env=env, stdin=asyncio.subprocess.DEVNULL,
                     stdout=out, stderr=asyncio.subprocess.STDOUT, start_new_session=True,
                 )
+            job.pid = job.process.pid
+            self.save_record(job)
             try:
                 code = await asyncio.wait_for(job.process.wait(), self.settings.run_timeout)
             except TimeoutError:
@@ -316,6 +413,9 @@ class JobManager:
                 return
             if code == 0 and job.final_video.is_file() and job.stats_path.is_file():
                 self._finish(job, "done")
+            elif self.stopping:
+                stopped = (INTERRUPTED, "the service stopped while the job ran; submit it again")
+                self._finish(job, "failed", error=stopped)
             else:
                 self._finish(job, "failed", error=failure(job))
         except Exception as exc:  # the job must end and free its slot whatever went wrong
@@ -333,7 +433,7 @@ class JobManager:
             job.log_tail = tail(job.snakemake_log)
             log.warning("job %s failed (%s): %s", job.id, job.error_kind, job.error)
         with contextlib.suppress(OSError):
-            write_json(job.run_dir / MARKER, self.describe(job))
+            self.save_record(job)
         job.done.set()
         if job.id in self.running:
             self.running.discard(job.id)
