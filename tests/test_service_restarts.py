@@ -143,6 +143,10 @@ def test_after_a_sigkill_finished_jobs_survive_and_orphaned_runs_are_stopped(run
         assert wait_gone(pid), "the orphaned run was not stopped"
         health = again.client.get("/api/health").json()["jobs"]
         assert (health["running"], health["queued"], health["finished"]) == (0, 0, 2)
+        (runs / finished_id / "results" / "jobs" / finished_id / "final.mp4").unlink()
+        gone = again.client.get(f"/api/jobs/{finished_id}/video")
+        assert gone.status_code == 404 and is_error_body(gone)
+        assert "no longer on disk" in gone.json()["error"]
     finally:
         again.stop()
 

@@ -310,6 +310,8 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
         return job
 
     def video(job: Job) -> FileResponse:
+        if not job.final_video.is_file():  # a folder emptied by hand since the job finished
+            raise ApiError(404, f"the video of job '{job.id}' is no longer on disk", job_id=job.id)
         headers = {
             JOB_HEADER: job.id,
             STATS_HEADER: json.dumps(job.stats, ensure_ascii=True, separators=(",", ":")),
