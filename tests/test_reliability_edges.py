@@ -104,6 +104,12 @@ def test_float_audio_louder_than_full_scale_is_scaled_not_clipped(tmp_path, capl
     assert np.max(np.abs(written)) == pytest.approx(1.0, abs=1e-3)
     assert np.mean(np.abs(written) > 0.99) < 0.1
     assert np.allclose(written, wave / 3.0, atol=2e-4)
+    caplog.clear()
+    sf.write(path, (wave / 3.0 * 1.005).astype(np.float32), SR, subtype="FLOAT")
+    synthesize(tmp_path, "audio", str(path))  # a resampling overshoot's size: scaled silently
+    assert "full scale" not in caplog.text
+    written, _ = sf.read(tmp_path / "out" / "speech.wav")
+    assert np.allclose(written, wave / 3.0, atol=2e-4)
 
 
 # ------------------------------------------------------------------------------------------------

@@ -26,6 +26,9 @@ SPEECH_RATE = 22050
 LIMITS = {"max_text_chars": 50_000, "max_speech_seconds": 3600.0}
 """Defaults of the `limits` settings: about 50 minutes of speech at eSpeak's default rate, and
 an hour of speech; larger jobs take hours and gigabytes, so they are refused unless raised."""
+AUDIBLE_OVERSHOOT = 1.01
+"""A recording peaking above this many times full scale is scaled with a warning; below it
+(resampling a full-scale recording overshoots by a fraction of a percent) without one."""
 log = logging.getLogger("vestnik")
 
 
@@ -150,11 +153,12 @@ def synthesize_job(
         peak = float(np.max(np.abs(samples)))
         if peak <= 1e-4:
             raise VestnikError("the audio is silent", job=job, path=value)
-        if peak > 1.0:
-            log.warning(
-                "job %s, file '%s': the audio peaks at %.2f times full scale (%+.1f dB); scaled "
-                "down to fit instead of clipped", job, value, peak, 20 * np.log10(peak),
-            )
+        if peak > 1.0:  # float audio, or resampling overshoot of a full-scale recording
+            if peak > AUDIBLE_OVERSHOOT:
+                log.warning(
+                    "job %s, file '%s': the audio peaks at %.2f times full scale (%+.1f dB); "
+                    "scaled down to fit instead of clipped", job, value, peak, 20 * np.log10(peak),
+                )
             samples = samples / peak
         speech = Speech(samples, SPEECH_RATE, [], "", "recording")
     else:
