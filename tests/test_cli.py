@@ -97,6 +97,8 @@ def test_text_and_audio_together_are_refused(in_repo, tmp_path, capsys):
          "folder.wav': the output is a folder"),
         (["lipsync", "--job", "greeting", "--speech", "{tmp}/alone.wav", "--out", "{tmp}/x.mp4"],
          "lipsync", "alone.json': no timings file alone.json beside the speech"),
+        (["lipsync", "--job", "greeting", "--speech", "{tmp}/nowhere.wav", "--out", "{tmp}/x.mp4"],
+         "lipsync", "nowhere.wav': speech file not found"),
         (["merge", "{tmp}/gone.mp4", "--speech", "{tmp}/alone.wav", "--out", "{tmp}/x.mp4"],
          "merge", "gone.mp4': chunk video not found"),
         (["merge", "{tmp}/gone.mp4", "--speech", "{tmp}/alone.wav", "--out", "{tmp}/x.mov"],

@@ -56,6 +56,8 @@ def output_path(path: str, suffix: str) -> Path:
 
 def speech_timings(speech: Path) -> Path:
     """speech.json beside a speech wav: `vestnik tts` and the workflow write it there."""
+    if not speech.is_file():
+        raise VestnikError("speech file not found", path=speech)
     timings = speech.with_suffix(".json")
     if not timings.is_file():
         raise VestnikError(
