@@ -224,3 +224,20 @@ def test_a_broken_config_is_a_json_503_and_health_not_ready(runs, tmp_path):
             assert "not valid YAML: line" in response.json()["error"]
     finally:
         server.stop()
+
+
+def test_a_second_service_on_the_same_folder_leaves_the_first_ones_runs_alone(runs):
+    first = Server(runs, "--concurrency", "1")
+    second = None
+    try:
+        job_id = first.client.post(
+            "/api/jobs", json={"text": LONG_TEXT, "num_workers": 2}).json()["job_id"]
+        pid = wait_for_run(runs, job_id)
+        second = Server(runs, "--concurrency", "1")
+        assert second.client.get(f"/api/jobs/{job_id}").status_code == 404
+        assert alive(pid)
+        assert first.client.get(f"/api/jobs/{job_id}").json()["status"] == "running"
+    finally:
+        if second:
+            second.stop()
+        first.stop()

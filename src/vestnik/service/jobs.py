@@ -161,13 +161,16 @@ def request_from_record(record: dict) -> JobRequest:
     return JobRequest(**{**record, "avatar": Path(record["avatar"])})
 
 
-def run_alive(pid: int, run_dir: Path) -> bool:
-    """True if `pid` is still the Snakemake run of `run_dir` (not a reused process id)."""
+def process_has_argument(pid: int | None, argument: str) -> bool:
+    """True if process `pid` is alive with `argument` on its command line (so a process id
+    reused by an unrelated program does not count)."""
+    if not pid:
+        return False
     try:
         command = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
     except OSError:
         return False
-    return os.fsencode(str(run_dir)) in command
+    return os.fsencode(argument) in command
 
 
 def tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
@@ -264,18 +267,20 @@ class JobManager:
         restored = []
         for marker in sorted(self.settings.runs_dir.glob(f"*/{MARKER}")):
             try:
-                job = self._job_from_record(marker)
+                job, service = self._job_from_record(marker)
             except (OSError, ValueError, KeyError, TypeError) as exc:
                 log.warning("ignoring the unreadable job record %s: %s", marker, exc)
                 continue
-            if job.id in self.jobs:
-                continue
+            if job.id in self.jobs or (
+                service != os.getpid() and process_has_argument(service, "serve")
+            ):
+                continue  # ours already, or a job of another service alive on this folder
             self.jobs[job.id] = job
             restored.append(job)
             if job.finished is not None:
                 job.done.set()
                 continue
-            if job.pid and run_alive(job.pid, job.run_dir):
+            if process_has_argument(job.pid, str(job.run_dir)):
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(job.pid, signal.SIGTERM)
                 log.warning("job %s: stopped its orphaned workflow run (pid %d)", job.id, job.pid)
@@ -286,7 +291,8 @@ class JobManager:
             log.info("restored %d job records from %s", len(restored), self.settings.runs_dir)
         return restored
 
-    def _job_from_record(self, marker: Path) -> Job:
+    def _job_from_record(self, marker: Path) -> tuple[Job, int | None]:
+        """The job a record describes, and the process id of the service that wrote it."""
         data = json.loads(marker.read_text(encoding="utf-8"))
         if data["job_id"] != marker.parent.name:
             raise ValueError(f"the record is of job {data['job_id']!r}")
@@ -297,12 +303,12 @@ class JobManager:
             started=data["started_at"], finished=data["finished_at"], stats=data["stats"],
             error=data["error"], error_kind=data["error_kind"], log_tail=record["log_tail"],
             pid=record["pid"],
-        )
+        ), record.get("service_pid")
 
     def save_record(self, job: Job) -> None:
         """Write the job's record (its status plus what a restarted service needs)."""
         record = {"request": {**asdict(job.request), "avatar": str(job.request.avatar)},
-                  "pid": job.pid, "log_tail": job.log_tail}
+                  "pid": job.pid, "log_tail": job.log_tail, "service_pid": os.getpid()}
         write_json(job.run_dir / MARKER, {**self.describe(job), "record": record})
 
     # submitting
