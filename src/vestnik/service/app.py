@@ -93,7 +93,8 @@ class JobStatus(BaseModel):
     )
     error: str | None
     error_kind: str | None = Field(
-        description="input, timeout, interrupted (the service stopped) or internal (when failed)"
+        description="input, timeout, interrupted (its run ended while the service restarted) or "
+        "internal (when failed)"
     )
     log_tail: str | None = None
     status_url: str
@@ -340,8 +341,8 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
         422: {"model": ErrorBody, "description": "invalid input, or input the workflow refused"},
         429: {"model": ErrorBody, "description": "the queue is full; retry after Retry-After s"},
         500: {"model": ErrorBody, "description": "the workflow failed"},
-        503: {"model": ErrorBody, "description": "the service is stopping (the job was "
-              "interrupted; retry after Retry-After s), or its workflow config is broken"},
+        503: {"model": ErrorBody, "description": "the service is restarting (the job goes on; "
+              "fetch it by its job_id after Retry-After s), or its workflow config is broken"},
         504: {"model": ErrorBody, "description": "the workflow ran over its time limit"},
     }
 
@@ -357,7 +358,11 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
         The job keeps running if the client goes away; its status stays at /api/jobs/{id}.
         """
         job = submit(body)
-        await job.done.wait()
+        if not await manager.wait_finished(job):
+            raise ApiError(
+                503, "the service is restarting; the job goes on and its video will be at "
+                f"/api/jobs/{job.id}/video", job_id=job.id, headers=RETRY_AFTER,
+            )
         if job.state != "done":
             raise failed(job)
         if wants_json(request):

@@ -88,13 +88,13 @@ def cmd_serve(args: argparse.Namespace) -> None:
     manager = app.state.manager
 
     class Server(uvicorn.Server):
-        """uvicorn's server, which also interrupts the jobs as soon as a stop signal arrives:
+        """uvicorn's server, which also tells the job manager as soon as a stop signal arrives:
         uvicorn waits for open requests before it shuts the app down, and a request waiting for
         its video would otherwise wait until it is cut off without an answer."""
 
         def handle_exit(self, sig: int, frame: FrameType | None) -> None:
             if manager.loop is not None and not manager.stopping:
-                manager.loop.call_soon_threadsafe(manager.interrupt)
+                manager.loop.call_soon_threadsafe(manager.begin_stop)
             super().handle_exit(sig, frame)
 
     Server(config).run()

@@ -5,10 +5,11 @@ Each job runs the repository's Snakefile through Snakemake's command line in its
 share a file and a job's outputs are exactly what `snakemake` would write for the same config.
 All bookkeeping happens on the event loop thread, so it needs no locks.
 
-Every job's record (`job.json` in its folder) is rewritten at each change of state, so a
-restarted service knows the jobs of the one before: finished ones stay available until they
-expire, and ones that were still queued or running (the service was stopped or killed) are
-marked `interrupted`, their orphaned Snakemake runs stopped.
+Runs outlive the service: every job's record (`job.json` in its folder) is rewritten at each
+change of state and names the process id of its Snakemake run, so a service started again on
+the same runs folder (after a stop, a restart or a SIGKILL) takes over the jobs of the one
+before: finished ones stay available until they expire, queued ones run, running ones are
+watched to their end.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import re
 import secrets
 import shutil
 import signal
+import subprocess
 import time
 from collections import deque
 from dataclasses import asdict, dataclass, field
@@ -43,7 +45,12 @@ MARKER = "job.json"
 ERROR_LINE = re.compile(r"ERROR vestnik: (?P<message>.*?) \(rule (?P<rule>\w+)\)\s*$", re.M)
 LOG_TAIL_LINES = 30
 INTERRUPTED = "interrupted"
-"""error_kind of a job the service stopped (SIGTERM, restart, kill) before it finished."""
+"""error_kind of a job whose run ended without its outputs while no service watched it."""
+RUN_POLL_SECONDS = 0.25
+"""How often a run is checked: runs are watched by process id so a restarted service can
+watch the runs of the one before, which are not its children."""
+TIMED_OUT = -1000
+"""`_wait_run`'s answer for a run it killed for overrunning the timeout."""
 
 
 class QueueFull(Exception):
@@ -85,7 +92,8 @@ class Job:
     error_kind: str | None = None
     log_tail: str | None = None
     done: asyncio.Event = field(default_factory=asyncio.Event)
-    process: asyncio.subprocess.Process | None = None
+    process: subprocess.Popen | None = None
+    """The run this service started; None for a run found again after a restart."""
     pid: int | None = None
     """Process id of the job's Snakemake run (a session leader), recorded for a restart."""
 
@@ -203,6 +211,7 @@ class JobManager:
         self._tasks: set[asyncio.Task] = set()
         self._cleaner: asyncio.Task | None = None
         self.stopping = False
+        self.stopped = asyncio.Event()
         self.loop: asyncio.AbstractEventLoop | None = None
         """The event loop the manager runs on (set by `start`), for calls from signal handlers."""
 
@@ -228,41 +237,44 @@ class JobManager:
     async def start(self) -> None:
         self.settings.runs_dir.mkdir(parents=True, exist_ok=True)
         self.loop = asyncio.get_running_loop()
-        self.stopping = False
         self.remove_stale_folders()
         self.restore()
         self._cleaner = asyncio.create_task(self._clean_periodically())
 
-    def interrupt(self) -> None:
-        """Begin a shutdown: queued jobs fail as interrupted, running workflows are killed (their
-        jobs fail as interrupted once Snakemake has exited), and nothing new is accepted.
+    def begin_stop(self) -> None:
+        """The service was told to stop: take no new jobs, and let requests that wait for a
+        video answer now (503 with the job id) while the server still sends answers.
 
-        Called as soon as the service is told to stop, so that clients waiting for a video get
-        their answer (503) while the server still sends answers.
+        Workflow runs are left running (each in its own session) and queued jobs stay queued
+        in their records: the next service on this runs folder takes them over (`restore`).
         """
         self.stopping = True
-        for job in list(self.waiting):
-            stopped = (INTERRUPTED, "the service stopped before the job ran; submit it again")
-            self._finish(job, "failed", error=stopped)
-        self.waiting.clear()
-        for job in self.jobs.values():
-            if job.process and job.process.returncode is None:
-                self._kill(job.process)
+        self.stopped.set()
 
     async def stop(self) -> None:
-        """Stop the cleaner, interrupt every job, and wait for the runs to end."""
-        if self._cleaner:
-            self._cleaner.cancel()
-        self.interrupt()
-        if self._tasks:
-            await asyncio.wait(self._tasks, timeout=10)
+        """Stop the cleaner and stop watching the runs; they go on without the service."""
+        self.begin_stop()
+        for task in (self._cleaner, *self._tasks):
+            if task:
+                task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def wait_finished(self, job: Job) -> bool:
+        """Wait until the job ends (True) or the service begins to stop (False)."""
+        ended = asyncio.ensure_future(job.done.wait())
+        stopping = asyncio.ensure_future(self.stopped.wait())
+        await asyncio.wait({ended, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        for waiter in (ended, stopping):
+            waiter.cancel()
+        return job.done.is_set()
 
     def restore(self) -> list[Job]:
         """Take over the job records of earlier service processes from the runs folder.
 
-        Finished jobs come back as they were. A job still queued or running was orphaned by a
-        stop or a kill of its service: its Snakemake run, if still alive, is stopped, and the
-        job is marked failed (interrupted) instead of staying `running` for ever.
+        Finished jobs come back as they were; queued ones join the queue in their order; a
+        running one is watched again through the process id of its Snakemake run (it outlives
+        its service, SIGKILL included) and ends like any other: done when its outputs are there,
+        failed (interrupted, when nothing says why) when its run ended without them.
         """
         restored = []
         for marker in sorted(self.settings.runs_dir.glob(f"*/{MARKER}")):
@@ -279,14 +291,12 @@ class JobManager:
             restored.append(job)
             if job.finished is not None:
                 job.done.set()
-                continue
-            if process_has_argument(job.pid, str(job.run_dir)):
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(job.pid, signal.SIGTERM)
-                log.warning("job %s: stopped its orphaned workflow run (pid %d)", job.id, job.pid)
-            orphaned = (INTERRUPTED, "the service stopped (restart or crash) before the job "
-                        "finished; submit it again")
-            self._finish(job, "failed", error=orphaned)
+            elif job.state == "running":
+                log.info("job %s: watching its workflow run again (pid %s)", job.id, job.pid)
+                self._launch(job)
+        for job in sorted((j for j in restored if j.state == "queued"), key=lambda j: j.created):
+            self.waiting.append(job)
+        self._start_waiting()
         if restored:
             log.info("restored %d job records from %s", len(restored), self.settings.runs_dir)
         return restored
@@ -329,6 +339,9 @@ class JobManager:
         config = run_config(self.base_config, job_id, request, self.settings.project_dir)
         job = Job(job_id, request, self.settings.runs_dir / job_id, config)
         job.run_dir.mkdir(parents=True)
+        write_text(
+            job.run_dir / "config" / "config.yaml", yaml.safe_dump(config, allow_unicode=True)
+        )
         self.save_record(job)
         self.jobs[job_id] = job
         if len(self.running) < self.concurrency:
@@ -373,11 +386,16 @@ class JobManager:
 
     def _launch(self, job: Job) -> None:
         self.running.add(job.id)
-        job.state = "running"
-        job.started = time.time()
+        if job.state != "running":
+            job.state = "running"
+            job.started = time.time()
         task = asyncio.create_task(self._run(job))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+    def _start_waiting(self) -> None:
+        while self.waiting and len(self.running) < self.concurrency and not self.stopping:
+            self._launch(self.waiting.popleft())
 
     def command(self, job: Job) -> list[str]:
         return [
@@ -393,40 +411,58 @@ class JobManager:
         ]
 
     async def _run(self, job: Job) -> None:
+        """Start the job's Snakemake run (or, for a restored job, find it again), wait for it
+        within the run timeout, and finish the job from its outputs and logs."""
         try:
-            write_text(
-                job.run_dir / "config" / "config.yaml",
-                yaml.safe_dump(job.config, allow_unicode=True),
-            )
-            src = str(self.settings.project_dir / "src")
-            path = os.environ.get("PYTHONPATH")
-            env = {**os.environ, "PYTHONPATH": f"{src}{os.pathsep}{path}" if path else src}
-            with open(job.snakemake_log, "wb") as out:
-                job.process = await asyncio.create_subprocess_exec(
-                    *self.command(job), cwd=job.run_dir, env=env, stdin=asyncio.subprocess.DEVNULL,
-                    stdout=out, stderr=asyncio.subprocess.STDOUT, start_new_session=True,
-                )
-            job.pid = job.process.pid
-            self.save_record(job)
-            try:
-                code = await asyncio.wait_for(job.process.wait(), self.settings.run_timeout)
-            except TimeoutError:
-                self._kill(job.process)
-                await job.process.wait()
-                timeout = self.settings.run_timeout
-                late = ("timeout", f"the workflow ran over {timeout:g} s")
+            if job.pid is None:
+                job.process = self._start_run(job)
+                job.pid = job.process.pid
+                self.save_record(job)
+            code = await self._wait_run(job)
+            if code == TIMED_OUT:
+                late = ("timeout", f"the workflow ran over {self.settings.run_timeout:g} s")
                 self._finish(job, "failed", error=late)
-                return
-            if code == 0 and job.final_video.is_file() and job.stats_path.is_file():
+            elif code in (0, None) and job.final_video.is_file() and job.stats_path.is_file():
                 self._finish(job, "done")
-            elif self.stopping:
-                stopped = (INTERRUPTED, "the service stopped while the job ran; submit it again")
-                self._finish(job, "failed", error=stopped)
             else:
-                self._finish(job, "failed", error=failure(job))
+                kind, message = failure(job)
+                if code is None and kind == "internal":  # ended while no service watched it
+                    kind, message = INTERRUPTED, (
+                        "the workflow run ended without its outputs while the service was "
+                        "restarting; submit the job again")
+                self._finish(job, "failed", error=(kind, message))
         except Exception as exc:  # the job must end and free its slot whatever went wrong
             log.exception("job %s: the service could not run the workflow", job.id)
             self._finish(job, "failed", error=("internal", f"the service could not run it: {exc}"))
+
+    def _start_run(self, job: Job) -> subprocess.Popen:
+        """Snakemake in its own session, so that it outlives a restart of the service."""
+        src = str(self.settings.project_dir / "src")
+        path = os.environ.get("PYTHONPATH")
+        env = {**os.environ, "PYTHONPATH": f"{src}{os.pathsep}{path}" if path else src}
+        with open(job.snakemake_log, "wb") as out:
+            return subprocess.Popen(
+                self.command(job), cwd=job.run_dir, env=env, stdin=subprocess.DEVNULL,
+                stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+            )
+
+    async def _wait_run(self, job: Job) -> int | None:
+        """Exit status of the job's run; None for a run another service started (its status is
+        not ours to read); TIMED_OUT after killing a run that overran the timeout."""
+        while True:
+            if job.process is not None:
+                code = job.process.poll()
+                if code is not None:
+                    return code
+            elif not process_has_argument(job.pid, str(job.run_dir)):
+                return None
+            if time.time() - (job.started or job.created) > self.settings.run_timeout:
+                self._kill(job.pid)
+                while (job.process.poll() is None if job.process is not None
+                       else process_has_argument(job.pid, str(job.run_dir))):
+                    await asyncio.sleep(RUN_POLL_SECONDS)
+                return TIMED_OUT
+            await asyncio.sleep(RUN_POLL_SECONDS)
 
     def _finish(self, job: Job, state: str, error: tuple[str, str] | None = None) -> None:
         job.state = state
@@ -443,8 +479,7 @@ class JobManager:
         job.done.set()
         if job.id in self.running:
             self.running.discard(job.id)
-            if self.waiting:
-                self._launch(self.waiting.popleft())
+            self._start_waiting()
 
     def _stats(self, job: Job) -> dict:
         """The workflow's stats.json plus the service's own times (queue, Snakemake run)."""
@@ -459,10 +494,10 @@ class JobManager:
         return stats
 
     @staticmethod
-    def _kill(process: asyncio.subprocess.Process) -> None:
+    def _kill(pid: int) -> None:
         """Snakemake runs in its own session: end it and every step it started."""
         with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGTERM)
+            os.killpg(pid, signal.SIGTERM)
 
     # clean-up
 
