@@ -1,10 +1,16 @@
 # Vestnik: Russian text or voice -> lip-synced talking-head video.
 # `snakemake --cores all` renders every job in config/config.yaml; see README.md.
+from pathlib import Path
+
 from snakemake.utils import min_version
 
-from vestnik.config import sort_keys, validate_config
+from vestnik.config import read_yaml, sort_keys, validate_config
 
 min_version("9.0")
+
+# Snakemake's own report of a YAML syntax error names neither the line nor the problem.
+if Path("config/config.yaml").is_file():
+    read_yaml("config/config.yaml")
 
 
 configfile: "config/config.yaml"
@@ -41,6 +47,7 @@ rule all:
     input:
         expand(layout.FINAL_VIDEO, job=JOBS),
         expand(layout.STATS, job=JOBS),
+        every_chunk_video,
         layout.RUNTIME_CHART,
         layout.JOBS_TABLE,
     default_target: True

@@ -289,7 +289,7 @@ def test_odd_sized_avatar_renders_at_even_size(tmp_path):
             writer.write(frame)
     merged = tmp_path / "папка d'Artagnan" / "итог.mp4"
     wav = tmp_path / "речь.wav"
-    media.write_wav(wav, audio[: int(0.4 * SR)], SR)
+    media.write_wav(wav, audio[: int(0.8 * SR)], SR)  # as long as the two chunks
     media.concat_with_audio([out, out], wav, merged)
     info = media.probe(merged)
     assert info["video_frames"] == 20

@@ -124,12 +124,33 @@ def validate_config(config: dict, what: str = "config") -> dict:
     return check_schema(config, load_schema(), what, skip="jobs")
 
 
-def load_config(path: str | os.PathLike) -> dict:
-    """Read a YAML config, check its structure and fill in the defaults."""
+def read_yaml(path: str | os.PathLike) -> object:
+    """Parse a YAML file; a syntax error becomes one VestnikError naming the file and line."""
     path = Path(path)
     if not path.is_file():
         raise VestnikError("config file not found", path=path)
-    config = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as exc:
+        raise VestnikError(f"config file is not valid UTF-8 ({exc.reason})", path=path) from None
+    except OSError as exc:
+        raise VestnikError(f"cannot read the config file: {exc.strerror}", path=path) from None
+    except yaml.YAMLError as exc:
+        raise VestnikError(f"not valid YAML: {yaml_problem(exc)}", path=path) from None
+
+
+def yaml_problem(exc: yaml.YAMLError) -> str:
+    """'line L, column C: problem' of a YAML error (1-based, as editors count)."""
+    mark = getattr(exc, "problem_mark", None)
+    problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+    context = getattr(exc, "context", None)
+    text = f"{problem} ({context})" if context else problem
+    return f"line {mark.line + 1}, column {mark.column + 1}: {text}" if mark else text
+
+
+def load_config(path: str | os.PathLike) -> dict:
+    """Read a YAML config, check its structure and fill in the defaults."""
+    config = read_yaml(path) or {}
     return validate_config(config, f"config {path}")
 
 

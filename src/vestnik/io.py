@@ -10,6 +10,7 @@ import os
 import re
 import resource
 import shutil
+import signal
 import tempfile
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -51,11 +52,7 @@ def atomic_write(path: str | os.PathLike) -> Iterator[Path]:
         except Exception as exc:
             reason = disk_full_reason(exc, tmp)
             if reason:
-                raise VestnikError(
-                    f"could not write the file: {reason} ({type(exc).__name__}: {exc}); "
-                    "free some space and run again",
-                    path=target,
-                ) from exc
+                raise disk_full_error(target, reason, f"{type(exc).__name__}: {exc}") from exc
             raise
         pause_point(target.name)
         os.replace(tmp, target)
@@ -75,6 +72,11 @@ def disk_full_reason(exc: BaseException, written: Path | None = None) -> str | N
         if isinstance(seen, OSError) and seen.errno in DISK_FULL_ERRNOS:
             return os.strerror(seen.errno)
         seen = seen.__cause__ or seen.__context__
+    return room_reason(written)
+
+
+def room_reason(written: Path | None) -> str | None:
+    """A full disk or a reached file-size limit where `written` lies, else None."""
     if written is None:
         return None
     try:
@@ -86,6 +88,28 @@ def disk_full_reason(exc: BaseException, written: Path | None = None) -> str | N
     except OSError:
         return None
     return None
+
+
+def tool_disk_full_reason(code: int, report: str, written: Path | None) -> str | None:
+    """`disk_full_reason` for a failed child process (ffmpeg): its exit code and its report.
+
+    A child's errno never reaches us, so the report's strerror text counts, and so does death by
+    SIGXFSZ (the file-size limit's signal, which Python ignores but its children do not).
+    """
+    for number in sorted(DISK_FULL_ERRNOS):
+        if os.strerror(number) in report:
+            return os.strerror(number)
+    if code == -signal.SIGXFSZ:
+        return os.strerror(errno.EFBIG)
+    return room_reason(written)
+
+
+def disk_full_error(path: str | os.PathLike, reason: str, detail: str) -> VestnikError:
+    """The one message for a write that ran out of room, naming the file."""
+    return VestnikError(
+        f"could not write the file: {reason} ({detail}); free some space and run again",
+        path=path,
+    )
 
 
 def temp_name_pattern(path: str | os.PathLike) -> re.Pattern[str]:

@@ -23,7 +23,7 @@ import soundfile as sf
 import soxr
 
 from vestnik.errors import VestnikError
-from vestnik.io import atomic_write
+from vestnik.io import atomic_write, disk_full_error, tool_disk_full_reason
 
 VIDEO_CODEC_ARGS = {
     "vcodec": "libx264",
@@ -50,15 +50,54 @@ def ffmpeg_exe() -> str:
     return imageio_ffmpeg.get_ffmpeg_exe()
 
 
-def _run(stream: ffmpeg.nodes.OutputStream, what: str, path: object) -> bytes:
-    try:
-        out, _ = ffmpeg.run(
-            stream, cmd=ffmpeg_exe(), capture_stdout=True, capture_stderr=True, quiet=True
-        )
-    except ffmpeg.Error as exc:
-        detail = exc.stderr.decode("utf-8", "replace").strip().splitlines()[-3:]
-        raise VestnikError(f"ffmpeg could not {what}: {' | '.join(detail)}", path=path) from exc
-    return out
+REPORT_LINES = 6
+"""Lines of ffmpeg's report an error message keeps: enough for the cause and its context."""
+_PROBLEM_WORDS = re.compile(
+    r"rror|failed|invalid|cannot|could not|unable|not found|no such|denied|impossible|"
+    r"mismatch|unsupported|too large|no space|quota|killed",
+    re.IGNORECASE,
+)
+_PROGRESS_LINE = re.compile(r"^(frame|size)=|^\s*(Stream|Input|Output|Duration|Metadata)\b")
+
+
+def report_detail(report: str) -> str:
+    """The lines of an ffmpeg report that explain a failure, joined into one line.
+
+    ffmpeg ends every failure with generic lines ("Conversion failed!"); the cause comes
+    earlier, so lines naming a problem are kept first, and progress and stream listings dropped.
+    """
+    lines = [line.strip() for line in report.splitlines() if line.strip()]
+    lines = [line for line in lines if not _PROGRESS_LINE.search(line)]
+    problems = [line for line in lines if _PROBLEM_WORDS.search(line)]
+    return " | ".join((problems or lines)[-REPORT_LINES:]) or "no report"
+
+
+def ffmpeg_error(
+    what: str, path: object, code: int, report: str, written: Path | None = None
+) -> VestnikError:
+    """The error of a failed ffmpeg run: a full disk (as `io.atomic_write` reports one) when
+    `written` could not be written, else what ffmpeg could not do, with its report's cause."""
+    detail = report_detail(report)
+    if code < 0:
+        detail += f" (ffmpeg killed by {signal.Signals(-code).name})"
+    reason = tool_disk_full_reason(code, report, written) if written is not None else None
+    if reason:
+        return disk_full_error(path, reason, f"ffmpeg: {detail}")
+    return VestnikError(f"ffmpeg could not {what}: {detail}", path=path)
+
+
+def _run(
+    stream: ffmpeg.nodes.OutputStream, what: str, path: object, written: Path | None = None
+) -> bytes:
+    """Run one ffmpeg command; its stdout, or the error of `ffmpeg_error`."""
+    proc = subprocess.run(
+        ffmpeg.compile(stream, cmd=ffmpeg_exe()), stdin=subprocess.DEVNULL,
+        capture_output=True,
+    )
+    if proc.returncode != 0:
+        report = proc.stderr.decode("utf-8", "replace")
+        raise ffmpeg_error(what, path, proc.returncode, report, written)
+    return proc.stdout
 
 
 def _existing_audio(path: str | os.PathLike) -> Path:
@@ -108,6 +147,38 @@ def audio_duration(path: str | os.PathLike) -> float | None:
     except (sf.LibsndfileError, RuntimeError):
         pass
     return probe(path, count_frames=False)["duration"]
+
+
+WAV_SIZE_UNKNOWN = (0, 0xFFFFFFFF)
+"""Data sizes that streaming recorders write before they know the length: no claim at all."""
+
+
+def wav_shortfall(path: str | os.PathLike) -> tuple[float, float] | None:
+    """(seconds the header claims, seconds the file holds) of a RIFF/WAVE file cut short.
+
+    libsndfile quietly reads what is there, so a truncated copy would pass as a short
+    recording; None for other files, unknown sizes, and files that hold what they claim.
+    """
+    with open(path, "rb") as handle:
+        head = handle.read(12)
+        if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+            return None
+        byte_rate = None
+        while True:
+            chunk = handle.read(8)
+            if len(chunk) < 8:
+                return None
+            kind, size = chunk[:4], int.from_bytes(chunk[4:], "little")
+            if kind == b"fmt ":
+                fmt = handle.read(size + size % 2)
+                byte_rate = int.from_bytes(fmt[8:12], "little") if len(fmt) >= 12 else None
+            elif kind == b"data":
+                held = os.fstat(handle.fileno()).st_size - handle.tell()
+                if not byte_rate or size in WAV_SIZE_UNKNOWN or size <= held:
+                    return None
+                return size / byte_rate, held / byte_rate
+            else:
+                handle.seek(size + size % 2, os.SEEK_CUR)
 
 
 def write_wav(path: str | os.PathLike, samples: np.ndarray, sample_rate: int) -> None:
@@ -227,18 +298,7 @@ class FrameWriter:
         code = self._proc.wait()
         stderr = self._report()
         if code != 0 and (exc_type is None or issubclass(exc_type, BrokenPipeError)):
-            lines = [line.strip() for line in stderr.splitlines() if line.strip()]
-            errors = [line for line in lines if "rror" in line or "No space" in line]
-            detail = " | ".join((errors or lines)[-3:])
-            if code < 0:
-                detail += f" (ffmpeg killed by {signal.Signals(-code).name})"
-            message = f"ffmpeg failed to encode: {detail}"
-            if "No space left" in stderr or code == -signal.SIGXFSZ:
-                message = (
-                    "could not write the file: the disk is full or the file is over the size "
-                    f"limit ({detail}); free some space and run again"
-                )
-            error = VestnikError(message, path=self.path)
+            error = ffmpeg_error("encode the video", self.path, code, stderr, self._tmp)
             self._atomic.__exit__(VestnikError, error, None)
             raise error from exc
         self._atomic.__exit__(exc_type, exc, tb)
@@ -249,9 +309,11 @@ def concat_with_audio(
 ) -> None:
     """Join chunk videos without re-encoding and mux the whole speech once (AAC).
 
-    Muxing the full speech instead of per-chunk audio means there is no audio seam.
+    Muxing the full speech instead of per-chunk audio means there is no audio seam. The inputs
+    are checked first (`check_joinable`): a copy-join of unlike streams gives a broken file.
     """
     out = Path(out)
+    check_joinable(videos, audio)
     listing_dir = tempfile.TemporaryDirectory(prefix="vestnik-concat-")  # not left in results/
     with atomic_write(out) as tmp, listing_dir as scratch:
         listing = Path(scratch) / "chunks.txt"
@@ -262,9 +324,54 @@ def concat_with_audio(
             video.video, speech.audio, str(tmp), vcodec="copy", acodec="aac",
             audio_bitrate="160k", movflags="+faststart", format="mp4",
         )
-        _run(stream.overwrite_output(), "join the chunk videos", out)
+        _run(stream.overwrite_output(), "join the chunk videos", out, written=tmp)
 
 
 def _concat_line(path: Path) -> str:
     quoted = Path(path).resolve().as_posix().replace("'", "'\\''")
     return f"file '{quoted}'\n"
+
+
+def _video_format(path: Path) -> tuple[str, float, float]:
+    """(frame size, codec, pixel format and rate as text; rate; container seconds) of a video."""
+    info = probe(path, count_frames=False)
+    video = next((s for s in info["streams"] if s["type"] == "video"), None)
+    if video is None:
+        raise VestnikError("chunk video has no video stream", path=path)
+    fps = video.get("fps") or 0.0
+    shape = (
+        f"{video.get('width')}x{video.get('height')} {video['codec']} {video.get('pix_fmt')} "
+        f"{fps:g} fps"
+    )
+    return shape, fps, info["duration"] or 0.0
+
+
+def check_joinable(videos: list[Path], audio: str | os.PathLike) -> None:
+    """Refuse chunk videos that cannot be joined without re-encoding, or that do not fit the
+    speech: every chunk must exist and share one frame size, codec, pixel format and rate, and
+    together last as long as the speech (within two frames and the containers' rounding)."""
+    if not videos:
+        raise VestnikError("no chunk videos to join")
+    for video in videos:
+        if not Path(video).is_file():
+            raise VestnikError("chunk video not found", path=video)
+    formats = [_video_format(Path(video)) for video in videos]
+    first, fps, _ = formats[0]
+    for video, (shape, _, _) in zip(videos[1:], formats[1:], strict=True):
+        if shape != first:
+            raise VestnikError(
+                f"chunk video is {shape}, but {Path(videos[0]).name} is {first}; only chunks "
+                "rendered alike join without re-encoding",
+                path=video,
+            )
+    video_seconds = sum(seconds for _, _, seconds in formats)
+    speech_seconds = audio_duration(audio)
+    if speech_seconds is None:
+        raise VestnikError("cannot tell how long the speech lasts", path=audio)
+    tolerance = 2 / (fps or 25) + 0.01 * len(videos)
+    if abs(speech_seconds - video_seconds) > tolerance:
+        raise VestnikError(
+            f"the speech lasts {speech_seconds:.2f} s but the {len(videos)} chunk video(s) "
+            f"{video_seconds:.2f} s; join the chunks rendered from this speech",
+            path=audio,
+        )

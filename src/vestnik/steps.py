@@ -22,6 +22,9 @@ from vestnik.errors import VestnikError
 from vestnik.io import read_tsv, write_json
 
 SPEECH_RATE = 22050
+AUDIBLE_OVERSHOOT = 1.01
+"""A recording peaking above this many times full scale is scaled with a warning; below it
+(resampling a full-scale recording overshoots by a fraction of a percent) without one."""
 log = logging.getLogger("vestnik")
 
 
@@ -80,6 +83,7 @@ def preflight(job: str, settings: dict, kind: str, value: str) -> None:
     """Cheap checks of everything a job needs, before any heavy work starts."""
     from vestnik.avatar import load_avatar
     from vestnik.lipsync import check_engine
+    from vestnik.text.encoding import encoding_problem
     from vestnik.text.normalize import has_speakable
 
     settings = check_settings(settings, job)
@@ -94,6 +98,13 @@ def preflight(job: str, settings: dict, kind: str, value: str) -> None:
         except VestnikError as exc:
             raise VestnikError(str(exc), job=job) from exc
         _check_speech_length(seconds, limits["max_speech_seconds"], job, value)
+        shortfall = media.wav_shortfall(value)
+        if shortfall:
+            log.warning(
+                "job %s, file '%s': the WAV header claims %s s but the file holds only %.2f s "
+                "(cut short while copying or recording?); using what it holds",
+                job, value, f"{shortfall[0]:,.2f}", shortfall[1],
+            )
         return
     path = value if kind == "text_file" else None
     size = Path(path).stat().st_size if path and Path(path).is_file() else 0
@@ -106,6 +117,9 @@ def preflight(job: str, settings: dict, kind: str, value: str) -> None:
             path=path,
         )
     text = read_text_input(kind, value, job)
+    problem = encoding_problem(text)
+    if problem:
+        raise VestnikError(problem, job=job, path=path)
     _check_text_size(text, limits["max_text_chars"], job, path)
     if not text.strip():
         raise VestnikError("the text is empty", job=job)
@@ -137,8 +151,16 @@ def synthesize_job(
             samples = media.read_audio(value, SPEECH_RATE)
         except VestnikError as exc:
             raise VestnikError(str(exc), job=job) from exc
-        if not np.any(np.abs(samples) > 1e-4):
+        peak = float(np.max(np.abs(samples)))
+        if peak <= 1e-4:
             raise VestnikError("the audio is silent", job=job, path=value)
+        if peak > 1.0:  # float audio, or resampling overshoot of a full-scale recording
+            if peak > AUDIBLE_OVERSHOOT:
+                log.warning(
+                    "job %s, file '%s': the audio peaks at %.2f times full scale (%+.1f dB); "
+                    "scaled down to fit instead of clipped", job, value, peak, 20 * np.log10(peak),
+                )
+            samples = samples / peak
         speech = Speech(samples, SPEECH_RATE, [], "", "recording")
     else:
         text = read_text_input(kind, value, job)
@@ -148,8 +170,15 @@ def synthesize_job(
     speech.save(out_wav, out_json)
 
 
-def plan_job(speech_wav: str, settings: dict, fps: float, out_tsv: str) -> list[chunking.Chunk]:
-    """Write the chunk plan of a job's speech."""
+def plan_job(
+    speech_wav: str, settings: dict, fps: float, out_tsv: str, speech_json: str | None = None
+) -> list[chunking.Chunk]:
+    """Write the chunk plan of a job's speech; with `speech_json`, first check that the wav is
+    the one those timings were written for."""
+    if speech_json:
+        from vestnik.tts.speech import check_pair
+
+        check_pair(speech_wav, speech_json)
     samples = media.read_audio(speech_wav, SPEECH_RATE)
     plan = chunking.plan_chunks(samples, SPEECH_RATE, fps, **settings["chunks"])
     chunking.write_plan(out_tsv, plan)

@@ -5,6 +5,7 @@
 import functools
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 from vestnik import engines, layout
 from vestnik.config import check_job, job_input, step_settings
@@ -131,3 +132,11 @@ def per_chunk(pattern):
         return expand(pattern, job=wildcards.job, i=planned_chunks(wildcards), allow_missing=True)
 
     return inputs
+
+
+def every_chunk_video(wildcards):
+    """Chunk videos of every job, as targets of `all`: Snakemake does not rebuild a missing
+    intermediate file while the outputs made from it are up to date, so a deleted chunk would
+    otherwise stay missing."""
+    videos = per_chunk(layout.CHUNK_VIDEO)
+    return [video for job in JOBS for video in videos(SimpleNamespace(job=job))]

@@ -3,7 +3,8 @@
 
 checkpoint plan_chunks:
     input:
-        layout.SPEECH_WAV,
+        speech=layout.SPEECH_WAV,
+        timings=layout.SPEECH_JSON,
     output:
         layout.CHUNK_PLAN,
     params:

@@ -6,6 +6,10 @@ from vestnik.steps import plan_job
 run_step(
     snakemake,
     lambda: plan_job(
-        snakemake.input[0], snakemake.params.settings, snakemake.params.fps, snakemake.output[0]
+        snakemake.input.speech,
+        snakemake.params.settings,
+        snakemake.params.fps,
+        snakemake.output[0],
+        snakemake.input.timings,
     ),
 )

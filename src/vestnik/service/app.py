@@ -17,13 +17,17 @@ from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from vestnik.errors import VestnikError
 from vestnik.service import catalog
-from vestnik.service.jobs import Job, JobManager, JobRequest, QueueFull
+from vestnik.service.jobs import INTERRUPTED, Job, JobManager, JobRequest, QueueFull, Stopping
 from vestnik.service.settings import LANGUAGES, ServiceSettings
+from vestnik.text.encoding import encoding_problem
 from vestnik.text.normalize import has_speakable
 
+RETRY_AFTER_SECONDS = 5
+"""Retry-After of a 429 (queue full) and of a 503 while the service stops or restarts."""
 STATS_HEADER = "X-Vestnik-Stats"
 JOB_HEADER = "X-Vestnik-Job"
 EXAMPLE_TEXT = (
@@ -88,7 +92,10 @@ class JobStatus(BaseModel):
         description="stats.json of the workflow plus the service's own times (when done)"
     )
     error: str | None
-    error_kind: str | None = Field(description="input, timeout or internal (when failed)")
+    error_kind: str | None = Field(
+        description="input, timeout, interrupted (its run ended while the service restarted) or "
+        "internal (when failed)"
+    )
     log_tail: str | None = None
     status_url: str
     video_url: str
@@ -147,6 +154,9 @@ class BodyLimit:
         await response(scope, receive, send)
 
 
+RETRY_AFTER = {"Retry-After": str(RETRY_AFTER_SECONDS)}
+
+
 def _error_response(
     status: int, message: str, headers: dict | None = None, **extra: Any
 ) -> JSONResponse:
@@ -201,6 +211,21 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
         status = 400 if any(e["type"] == "json_invalid" for e in errors) else 422
         return _error_response(status, "; ".join(_validation_message(e) for e in errors))
 
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        """Routing and parsing errors (404, 405, 400) in the same shape as every other error."""
+        message = exc.detail if isinstance(exc.detail, str) else json.dumps(exc.detail)
+        if exc.status_code == 404:
+            message = f"no such endpoint: {request.method} {request.url.path}"
+        elif exc.status_code == 405:
+            allowed = (exc.headers or {}).get("Allow", "")
+            message = f"{request.method} is not allowed on {request.url.path} (allowed: {allowed})"
+        return _error_response(exc.status_code, message, exc.headers)
+
+    @app.exception_handler(Exception)
+    async def internal_error(_request: Request, exc: Exception) -> JSONResponse:
+        return _error_response(500, f"internal error of the service ({type(exc).__name__})")
+
     def current_config() -> dict:
         try:
             return manager.base_config
@@ -210,6 +235,9 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
     def job_request(body: GenerateRequest) -> JobRequest:
         """Check a request against the limits and the catalog; raise 4xx ApiErrors."""
         text = body.text.strip()
+        problem = encoding_problem(text)
+        if problem:
+            raise ApiError(422, f"text: {problem}")
         if not text:
             raise ApiError(422, "text: is empty")
         if len(text) > settings.max_text_chars:
@@ -262,9 +290,11 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
             return manager.submit(request)
         except VestnikError as exc:
             raise ApiError(503, f"the workflow config cannot be used: {exc}") from None
+        except Stopping as exc:
+            raise ApiError(503, f"{exc}; retry later", headers=RETRY_AFTER) from None
         except QueueFull as exc:
             raise ApiError(
-                429, f"the service is busy: {exc}; retry later", headers={"Retry-After": "5"}
+                429, f"the service is busy: {exc}; retry later", headers=RETRY_AFTER
             ) from None
 
     def status(job: Job) -> dict:
@@ -281,6 +311,8 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
         return job
 
     def video(job: Job) -> FileResponse:
+        if not job.final_video.is_file():  # a folder emptied by hand since the job finished
+            raise ApiError(404, f"the video of job '{job.id}' is no longer on disk", job_id=job.id)
         headers = {
             JOB_HEADER: job.id,
             STATS_HEADER: json.dumps(job.stats, ensure_ascii=True, separators=(",", ":")),
@@ -291,8 +323,9 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
         )
 
     def failed(job: Job) -> ApiError:
-        code = {"input": 422, "timeout": 504}.get(job.error_kind or "", 500)
-        return ApiError(code, job.error or "the job failed", job_id=job.id)
+        code = {"input": 422, "timeout": 504, INTERRUPTED: 503}.get(job.error_kind or "", 500)
+        headers = RETRY_AFTER if code == 503 else None
+        return ApiError(code, job.error or "the job failed", job_id=job.id, headers=headers)
 
     video_responses: dict[int | str, dict[str, Any]] = {
         200: {
@@ -308,6 +341,8 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
         422: {"model": ErrorBody, "description": "invalid input, or input the workflow refused"},
         429: {"model": ErrorBody, "description": "the queue is full; retry after Retry-After s"},
         500: {"model": ErrorBody, "description": "the workflow failed"},
+        503: {"model": ErrorBody, "description": "the service is restarting (the job goes on; "
+              "fetch it by its job_id after Retry-After s), or its workflow config is broken"},
         504: {"model": ErrorBody, "description": "the workflow ran over its time limit"},
     }
 
@@ -323,7 +358,11 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
         The job keeps running if the client goes away; its status stays at /api/jobs/{id}.
         """
         job = submit(body)
-        await job.done.wait()
+        if not await manager.wait_finished(job):
+            raise ApiError(
+                503, "the service is restarting; the job goes on and its video will be at "
+                f"/api/jobs/{job.id}/video", job_id=job.id, headers=RETRY_AFTER,
+            )
         if job.state != "done":
             raise failed(job)
         if wants_json(request):

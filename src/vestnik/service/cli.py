@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 from pathlib import Path
+from types import FrameType
 
 from vestnik.errors import VestnikError
 from vestnik.service.settings import DEFAULT_PORT, ServiceSettings, is_loopback
@@ -26,6 +27,16 @@ def _non_negative_int(text: str) -> int:
     value = int(text)
     if value < 0:
         raise argparse.ArgumentTypeError(f"must be 0 or more, got {text}")
+    return value
+
+
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
+    if not 1 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"a port is 1 to 65535, got {text}")
     return value
 
 
@@ -70,17 +81,30 @@ def cmd_serve(args: argparse.Namespace) -> None:
         "serving on http://%s:%d (runs in %s, config %s)",
         args.host, args.port, settings.runs_dir, settings.config_path,
     )
-    uvicorn.run(
+    config = uvicorn.Config(
         app, host=args.host, port=args.port, log_level=args.log_level,
         timeout_graceful_shutdown=10,
     )
+    manager = app.state.manager
+
+    class Server(uvicorn.Server):
+        """uvicorn's server, which also tells the job manager as soon as a stop signal arrives:
+        uvicorn waits for open requests before it shuts the app down, and a request waiting for
+        its video would otherwise wait until it is cut off without an answer."""
+
+        def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+            if manager.loop is not None and not manager.stopping:
+                manager.loop.call_soon_threadsafe(manager.begin_stop)
+            super().handle_exit(sig, frame)
+
+    Server(config).run()
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     serve = sub.add_parser("serve", help="HTTP API (POST /api/generate_parallel, GET /api/health)")
     defaults = ServiceSettings()
     serve.add_argument("--host", default="127.0.0.1", help="bind address (default: loopback only)")
-    serve.add_argument("--port", type=int, default=DEFAULT_PORT)
+    serve.add_argument("--port", type=_port, default=DEFAULT_PORT)
     serve.add_argument("--project-dir", default=str(defaults.project_dir),
                        help="folder with the Snakefile; relative config paths start here")
     serve.add_argument("--config", help="workflow config (default: PROJECT/config/config.yaml)")

@@ -4,6 +4,12 @@ Each job runs the repository's Snakefile through Snakemake's command line in its
 (`--directory`), with a generated config whose only job is this one, so concurrent jobs never
 share a file and a job's outputs are exactly what `snakemake` would write for the same config.
 All bookkeeping happens on the event loop thread, so it needs no locks.
+
+Runs outlive the service: every job's record (`job.json` in its folder) is rewritten at each
+change of state and names the process id of its Snakemake run, so a service started again on
+the same runs folder (after a stop, a restart or a SIGKILL) takes over the jobs of the one
+before: finished ones stay available until they expire, queued ones run, running ones are
+watched to their end.
 """
 
 from __future__ import annotations
@@ -17,9 +23,10 @@ import os
 import secrets
 import shutil
 import signal
+import subprocess
 import time
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import yaml
@@ -37,10 +44,21 @@ log = logging.getLogger("vestnik.service")
 MARKER = "job.json"
 """Written first into every run folder; clean-up only ever deletes folders that hold it."""
 LOG_TAIL_LINES = 30
+INTERRUPTED = "interrupted"
+"""error_kind of a job whose run ended without its outputs while no service watched it."""
+RUN_POLL_SECONDS = 0.25
+"""How often a run is checked: runs are watched by process id so a restarted service can
+watch the runs of the one before, which are not its children."""
+TIMED_OUT = -1000
+"""`_wait_run`'s answer for a run it killed for overrunning the timeout."""
 
 
 class QueueFull(Exception):
     """Every run slot is busy and the waiting queue is at its limit."""
+
+
+class Stopping(Exception):
+    """The service is shutting down and takes no new jobs."""
 
 
 @dataclass
@@ -74,7 +92,10 @@ class Job:
     error_kind: str | None = None
     log_tail: str | None = None
     done: asyncio.Event = field(default_factory=asyncio.Event)
-    process: asyncio.subprocess.Process | None = None
+    process: subprocess.Popen | None = None
+    """The run this service started; None for a run found again after a restart."""
+    pid: int | None = None
+    """Process id of the job's Snakemake run (a session leader), recorded for a restart."""
 
     @property
     def final_video(self) -> Path:
@@ -158,6 +179,22 @@ def failure(job: Job) -> tuple[str, str]:
     return "internal", "the workflow failed; see log_tail in GET /api/jobs/" + job.id
 
 
+def request_from_record(record: dict) -> JobRequest:
+    return JobRequest(**{**record, "avatar": Path(record["avatar"])})
+
+
+def process_has_argument(pid: int | None, argument: str) -> bool:
+    """True if process `pid` is alive with `argument` on its command line (so a process id
+    reused by an unrelated program does not count)."""
+    if not pid:
+        return False
+    try:
+        command = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    return os.fsencode(argument) in command
+
+
 def tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
     if not path.is_file():
         return ""
@@ -187,6 +224,10 @@ class JobManager:
         self.running: set[str] = set()
         self._tasks: set[asyncio.Task] = set()
         self._cleaner: asyncio.Task | None = None
+        self.stopping = False
+        self.stopped = asyncio.Event()
+        self.loop: asyncio.AbstractEventLoop | None = None
+        """The event loop the manager runs on (set by `start`), for calls from signal handlers."""
 
     @property
     def base_config(self) -> dict:
@@ -209,30 +250,100 @@ class JobManager:
 
     async def start(self) -> None:
         self.settings.runs_dir.mkdir(parents=True, exist_ok=True)
+        self.loop = asyncio.get_running_loop()
         self.remove_stale_folders()
+        self.restore()
         self._cleaner = asyncio.create_task(self._clean_periodically())
 
+    def begin_stop(self) -> None:
+        """The service was told to stop: take no new jobs, and let requests that wait for a
+        video answer now (503 with the job id) while the server still sends answers.
+
+        Workflow runs are left running (each in its own session) and queued jobs stay queued
+        in their records: the next service on this runs folder takes them over (`restore`).
+        """
+        self.stopping = True
+        self.stopped.set()
+
     async def stop(self) -> None:
-        """Stop the cleaner and kill running workflows; queued jobs fail as cancelled."""
-        if self._cleaner:
-            self._cleaner.cancel()
-        for job in list(self.waiting):
-            stopped = ("internal", "the service stopped before the job ran")
-            self._finish(job, "failed", error=stopped)
-        self.waiting.clear()
-        for job in self.jobs.values():
-            if job.process and job.process.returncode is None:
-                self._kill(job.process)
-        if self._tasks:
-            await asyncio.wait(self._tasks, timeout=10)
+        """Stop the cleaner and stop watching the runs; they go on without the service."""
+        self.begin_stop()
+        for task in (self._cleaner, *self._tasks):
+            if task:
+                task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def wait_finished(self, job: Job) -> bool:
+        """Wait until the job ends (True) or the service begins to stop (False)."""
+        ended = asyncio.ensure_future(job.done.wait())
+        stopping = asyncio.ensure_future(self.stopped.wait())
+        await asyncio.wait({ended, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        for waiter in (ended, stopping):
+            waiter.cancel()
+        return job.done.is_set()
+
+    def restore(self) -> list[Job]:
+        """Take over the job records of earlier service processes from the runs folder.
+
+        Finished jobs come back as they were; queued ones join the queue in their order; a
+        running one is watched again through the process id of its Snakemake run (it outlives
+        its service, SIGKILL included) and ends like any other: done when its outputs are there,
+        failed (interrupted, when nothing says why) when its run ended without them.
+        """
+        restored = []
+        for marker in sorted(self.settings.runs_dir.glob(f"*/{MARKER}")):
+            try:
+                job, service = self._job_from_record(marker)
+            except (OSError, ValueError, KeyError, TypeError) as exc:
+                log.warning("ignoring the unreadable job record %s: %s", marker, exc)
+                continue
+            if job.id in self.jobs or (
+                service != os.getpid() and process_has_argument(service, "serve")
+            ):
+                continue  # ours already, or a job of another service alive on this folder
+            self.jobs[job.id] = job
+            restored.append(job)
+            if job.finished is not None:
+                job.done.set()
+            elif job.state == "running":
+                log.info("job %s: watching its workflow run again (pid %s)", job.id, job.pid)
+                self._launch(job)
+        for job in sorted((j for j in restored if j.state == "queued"), key=lambda j: j.created):
+            self.waiting.append(job)
+        self._start_waiting()
+        if restored:
+            log.info("restored %d job records from %s", len(restored), self.settings.runs_dir)
+        return restored
+
+    def _job_from_record(self, marker: Path) -> tuple[Job, int | None]:
+        """The job a record describes, and the process id of the service that wrote it."""
+        data = json.loads(marker.read_text(encoding="utf-8"))
+        if data["job_id"] != marker.parent.name:
+            raise ValueError(f"the record is of job {data['job_id']!r}")
+        record = data["record"]
+        return Job(
+            id=data["job_id"], request=request_from_record(record["request"]),
+            run_dir=marker.parent, config={}, state=data["status"], created=data["created_at"],
+            started=data["started_at"], finished=data["finished_at"], stats=data["stats"],
+            error=data["error"], error_kind=data["error_kind"], log_tail=record["log_tail"],
+            pid=record["pid"],
+        ), record.get("service_pid")
+
+    def save_record(self, job: Job) -> None:
+        """Write the job's record (its status plus what a restarted service needs)."""
+        record = {"request": {**asdict(job.request), "avatar": str(job.request.avatar)},
+                  "pid": job.pid, "log_tail": job.log_tail, "service_pid": os.getpid()}
+        write_json(job.run_dir / MARKER, {**self.describe(job), "record": record})
 
     # submitting
 
     def submit(self, request: JobRequest) -> Job:
         """Create the job's folder and start it now, or queue it.
 
-        Raises QueueFull, or VestnikError when the workflow config cannot be read.
+        Raises QueueFull, Stopping, or VestnikError when the workflow config cannot be read.
         """
+        if self.stopping:
+            raise Stopping("the service is stopping")
         if len(self.running) >= self.concurrency and len(self.waiting) >= self.settings.queue_size:
             raise QueueFull(
                 f"{len(self.running)} jobs running and {len(self.waiting)} waiting "
@@ -242,7 +353,10 @@ class JobManager:
         config = run_config(self.base_config, job_id, request, self.settings.project_dir)
         job = Job(job_id, request, self.settings.runs_dir / job_id, config)
         job.run_dir.mkdir(parents=True)
-        write_json(job.run_dir / MARKER, self.describe(job))
+        write_text(
+            job.run_dir / "config" / "config.yaml", yaml.safe_dump(config, allow_unicode=True)
+        )
+        self.save_record(job)
         self.jobs[job_id] = job
         if len(self.running) < self.concurrency:
             self._launch(job)
@@ -286,11 +400,16 @@ class JobManager:
 
     def _launch(self, job: Job) -> None:
         self.running.add(job.id)
-        job.state = "running"
-        job.started = time.time()
+        if job.state != "running":
+            job.state = "running"
+            job.started = time.time()
         task = asyncio.create_task(self._run(job))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+    def _start_waiting(self) -> None:
+        while self.waiting and len(self.running) < self.concurrency and not self.stopping:
+            self._launch(self.waiting.popleft())
 
     def command(self, job: Job) -> list[str]:
         return [
@@ -306,35 +425,58 @@ class JobManager:
         ]
 
     async def _run(self, job: Job) -> None:
+        """Start the job's Snakemake run (or, for a restored job, find it again), wait for it
+        within the run timeout, and finish the job from its outputs and logs."""
         try:
-            write_text(
-                job.run_dir / "config" / "config.yaml",
-                yaml.safe_dump(job.config, allow_unicode=True),
-            )
-            src = str(self.settings.project_dir / "src")
-            path = os.environ.get("PYTHONPATH")
-            env = {**os.environ, "PYTHONPATH": f"{src}{os.pathsep}{path}" if path else src}
-            with open(job.snakemake_log, "wb") as out:
-                job.process = await asyncio.create_subprocess_exec(
-                    *self.command(job), cwd=job.run_dir, env=env, stdin=asyncio.subprocess.DEVNULL,
-                    stdout=out, stderr=asyncio.subprocess.STDOUT, start_new_session=True,
-                )
-            try:
-                code = await asyncio.wait_for(job.process.wait(), self.settings.run_timeout)
-            except TimeoutError:
-                self._kill(job.process)
-                await job.process.wait()
-                timeout = self.settings.run_timeout
-                late = ("timeout", f"the workflow ran over {timeout:g} s")
+            if job.pid is None:
+                job.process = self._start_run(job)
+                job.pid = job.process.pid
+                self.save_record(job)
+            code = await self._wait_run(job)
+            if code == TIMED_OUT:
+                late = ("timeout", f"the workflow ran over {self.settings.run_timeout:g} s")
                 self._finish(job, "failed", error=late)
-                return
-            if code == 0 and job.final_video.is_file() and job.stats_path.is_file():
+            elif code in (0, None) and job.final_video.is_file() and job.stats_path.is_file():
                 self._finish(job, "done")
             else:
-                self._finish(job, "failed", error=failure(job))
+                kind, message = failure(job)
+                if code is None and kind == "internal":  # ended while no service watched it
+                    kind, message = INTERRUPTED, (
+                        "the workflow run ended without its outputs while the service was "
+                        "restarting; submit the job again")
+                self._finish(job, "failed", error=(kind, message))
         except Exception as exc:  # the job must end and free its slot whatever went wrong
             log.exception("job %s: the service could not run the workflow", job.id)
             self._finish(job, "failed", error=("internal", f"the service could not run it: {exc}"))
+
+    def _start_run(self, job: Job) -> subprocess.Popen:
+        """Snakemake in its own session, so that it outlives a restart of the service."""
+        src = str(self.settings.project_dir / "src")
+        path = os.environ.get("PYTHONPATH")
+        env = {**os.environ, "PYTHONPATH": f"{src}{os.pathsep}{path}" if path else src}
+        with open(job.snakemake_log, "wb") as out:
+            return subprocess.Popen(
+                self.command(job), cwd=job.run_dir, env=env, stdin=subprocess.DEVNULL,
+                stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+            )
+
+    async def _wait_run(self, job: Job) -> int | None:
+        """Exit status of the job's run; None for a run another service started (its status is
+        not ours to read); TIMED_OUT after killing a run that overran the timeout."""
+        while True:
+            if job.process is not None:
+                code = job.process.poll()
+                if code is not None:
+                    return code
+            elif not process_has_argument(job.pid, str(job.run_dir)):
+                return None
+            if time.time() - (job.started or job.created) > self.settings.run_timeout:
+                self._kill(job.pid)
+                while (job.process.poll() is None if job.process is not None
+                       else process_has_argument(job.pid, str(job.run_dir))):
+                    await asyncio.sleep(RUN_POLL_SECONDS)
+                return TIMED_OUT
+            await asyncio.sleep(RUN_POLL_SECONDS)
 
     def _finish(self, job: Job, state: str, error: tuple[str, str] | None = None) -> None:
         job.state = state
@@ -347,12 +489,11 @@ class JobManager:
             job.log_tail = tail(job.snakemake_log)
             log.warning("job %s failed (%s): %s", job.id, job.error_kind, job.error)
         with contextlib.suppress(OSError):
-            write_json(job.run_dir / MARKER, self.describe(job))
+            self.save_record(job)
         job.done.set()
         if job.id in self.running:
             self.running.discard(job.id)
-            if self.waiting:
-                self._launch(self.waiting.popleft())
+            self._start_waiting()
 
     def _stats(self, job: Job) -> dict:
         """The workflow's stats.json plus the service's own times (queue, Snakemake run)."""
@@ -367,10 +508,10 @@ class JobManager:
         return stats
 
     @staticmethod
-    def _kill(process: asyncio.subprocess.Process) -> None:
+    def _kill(pid: int) -> None:
         """Snakemake runs in its own session: end it and every step it started."""
         with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGTERM)
+            os.killpg(pid, signal.SIGTERM)
 
     # clean-up
 
