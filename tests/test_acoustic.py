@@ -15,12 +15,14 @@ import torch
 
 from vestnik.acoustic import symbols
 from vestnik.acoustic.checkpoint import export_model, load_acoustic
+from vestnik.acoustic.config import BEST_METRIC
 from vestnik.acoustic.model import AcousticModel
 from vestnik.acoustic.synth import NeuralVoice, phoneme_events
 from vestnik.acoustic.train import train_acoustic
 from vestnik.errors import VestnikError
 from vestnik.io import read_tsv
 from vestnik.lipsync.visemes import VOWEL_OPEN, phoneme_openness
+from vestnik.report import write_experiment_page
 from vestnik.training import CsvLog, load_state
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -199,6 +201,10 @@ def test_overfits_ten_utterances(corpus, tmp_path, one_thread):
     assert (tmp_path / "run" / "curves.png").is_file()
     model, meta = load_acoustic(model_path)
     assert meta["step"] == 150 and meta["symbols"]["version"] == symbols.VERSION
+    # the report names the best step by the metric the export chose it by
+    page = tmp_path / "page.html"
+    write_experiment_page("overfit", tmp_path / "run", page, tmp_path / "log.csv", "acoustic")
+    assert f"{meta[BEST_METRIC]:.4f} at step {meta['step']};" in page.read_text()
 
 
 RESUME = {

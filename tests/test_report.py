@@ -236,7 +236,7 @@ def test_acoustic_experiment_page_embeds_its_last_plots(tmp_path):
         encoding="utf-8",
     )
     page, log = tmp_path / "validation.html", tmp_path / "train_log.csv"
-    write_experiment_page("demo", folder, page, log, "plots")
+    write_experiment_page("demo", folder, page, log, "acoustic")
     html = page.read_text(encoding="utf-8")
     assert "Validation plots at step 200" in html
     assert "000001_alignment" in html and "data:image/png;base64," in html

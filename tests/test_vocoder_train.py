@@ -14,6 +14,7 @@ import soundfile as sf
 torch = pytest.importorskip("torch")
 
 from vestnik.cli import main as cli_main  # noqa: E402
+from vestnik.report import write_experiment_page  # noqa: E402
 from vestnik.training import CsvLog  # noqa: E402
 from vestnik.vocoder.evaluate import evaluate_vocoder  # noqa: E402
 from vestnik.vocoder.train import train_vocoder  # noqa: E402
@@ -69,6 +70,9 @@ def test_short_training_lowers_validation_mel_l1(tmp_path, corpus):
     assert not any(k.endswith("weight_g") for k in exported["generator"])
     assert exported["val_mel_l1"] == pytest.approx(min(curve[s] for s in (20, 40, 60)), rel=1e-5)
     assert exported["step"] == min((20, 40, 60), key=curve.get)
+    page = tmp_path / "page.html"
+    write_experiment_page("tiny", out, page, tmp_path / "log.csv", "vocoder")
+    assert f"{exported['val_mel_l1']:.4f} at step {exported['step']};" in page.read_text()
     steps = sorted(p.name for p in (out / "checkpoints").glob("step_*.pt"))
     assert steps == ["step_000000040.pt", "step_000000060.pt"]
     assert (out / "checkpoints" / "best.pt").is_file()

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from vestnik import plots
 from vestnik.errors import VestnikError
 from vestnik.io import atomic_write, write_text
 
@@ -137,35 +138,14 @@ def summarize_rules(table: pd.DataFrame) -> pd.DataFrame:
 
 def plot_runtime_memory(table: pd.DataFrame, out_png: str | os.PathLike) -> None:
     """Two panels per rule: wall seconds and peak RSS of every job (dots) and their mean (bar)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     rules = list(summarize_rules(table)["rule"])
-    height = 1.2 + 0.45 * max(len(rules), 1)
-    fig, axes = plt.subplots(1, 2, figsize=(11, height), sharey=True)
-    panels = (("s", "wall time per job (s)"), ("max_rss", "peak RSS per job (MB)"))
-    for ax, (column, label) in zip(axes, panels, strict=True):
-        for y, rule in enumerate(rules):
-            values = table.loc[table["rule"] == rule, column].dropna()
-            if values.empty:
-                continue
-            ax.barh(y, values.mean(), color="#9ecae1", height=0.6)
-            ax.plot(values, [y] * len(values), "o", color="#08519c", markersize=4, alpha=0.7)
-            ax.text(values.max(), y, f"  n={len(values)}", va="center", fontsize=8)
-        ax.set_xlabel(label)
-        ax.grid(axis="x", alpha=0.3)
-        ax.set_xlim(left=0)
-    axes[0].set_yticks(range(len(rules)), rules)
-    axes[0].invert_yaxis()
-    if not rules:
-        axes[0].text(0.5, 0.5, "no benchmark files yet", ha="center", transform=axes[0].transAxes)
-    fig.suptitle("Runtime and memory per rule (bar: mean, dots: jobs)")
-    fig.tight_layout()
-    with atomic_write(out_png) as tmp:
-        fig.savefig(tmp, format="png", dpi=100)
-    plt.close(fig)
+    by_rule = {rule: table.loc[table["rule"] == rule] for rule in rules}
+    plots.runtime_memory(
+        rules,
+        {rule: list(rows["s"]) for rule, rows in by_rule.items()},
+        {rule: list(rows["max_rss"]) for rule, rows in by_rule.items()},
+        out_png,
+    )
 
 
 def jobs_table(stats_paths: Iterable[str | os.PathLike]) -> pd.DataFrame:
@@ -295,16 +275,21 @@ def write_experiment_page(
     folder: str | os.PathLike,
     out_html: str | os.PathLike,
     out_log: str | os.PathLike,
-    samples: str = "samples",
+    kind: str,
 ) -> None:
     """A training experiment in one page, and a copy of its train_log.csv for the report.
 
-    The page holds the resynthesis metrics of the evaluation (where there is one), the
-    validation mel L1 at every validation, and the plots (and audio) of the last validation
-    step found under `folder/samples/step_*`, all embedded (the report shows HTML pages in a
-    frame that cannot reach other files). Vocoders keep samples in `samples/`, acoustic models
-    their alignment and mel plots in `plots/`.
+    The page holds the resynthesis metrics of the evaluation (where there is one), the model's
+    best-checkpoint metric at every validation with the best step, and the plots (and audio) of
+    the last validation step found in the model's samples folder, all embedded (the report
+    shows HTML pages in a frame that cannot reach other files). `kind` is "vocoder" or
+    "acoustic": its config module declares the metric and the samples folder.
     """
+    from vestnik.acoustic import config as acoustic
+    from vestnik.vocoder import config as vocoder
+
+    declared = {"vocoder": vocoder, "acoustic": acoustic}[kind]
+    metric, samples = declared.BEST_METRIC, declared.SAMPLES
     folder = Path(folder)
     log = _read_table(folder / "train_log.csv", ",")
     with atomic_write(out_log) as tmp:
@@ -322,13 +307,13 @@ def write_experiment_page(
             parts.append("<h4>Per utterance</h4>")
             parts.append(_read_table(table, "\t").to_html(index=False, na_rep="-", border=0))
 
-    if "val_mel_l1" in log.columns:
-        val = log.dropna(subset=["val_mel_l1"])[["step", "val_mel_l1"]]
-        best = val.loc[val["val_mel_l1"].idxmin()] if not val.empty else None
-        parts.append("<h4>Validation mel L1 by step</h4>")
+    if metric in log.columns:
+        val = log.dropna(subset=[metric])[["step", metric]]
+        best = val.loc[val[metric].idxmin()] if not val.empty else None
+        parts.append(f"<h4>Validation {html.escape(metric)} by step (lower is better)</h4>")
         if best is not None:
             parts.append(
-                f"<p>best {best['val_mel_l1']:.4f} at step {int(best['step'])}; "
+                f"<p>best {best[metric]:.4f} at step {int(best['step'])}; "
                 f"{int(log['step'].max())} steps logged</p>"
             )
         parts.append(val.to_html(index=False, float_format=lambda v: f"{v:.4f}", border=0))

@@ -14,19 +14,24 @@ import io
 import json
 import logging
 import os
+import pickle
 import random
 import shutil
 import sys
+import time
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
 
+from vestnik import plots
 from vestnik.errors import VestnikError
 from vestnik.io import atomic_write, write_json
+from vestnik.provenance import write_provenance
 
 log = logging.getLogger("vestnik.training")
 
@@ -170,7 +175,7 @@ class Checkpoints:
         for step in reversed(self.steps()):
             try:
                 return load_state(self.path(step), map_location)
-            except (RuntimeError, EOFError, OSError, ValueError) as exc:
+            except (RuntimeError, EOFError, OSError, ValueError, pickle.UnpicklingError) as exc:
                 log.warning("skipping unreadable checkpoint %s: %s", self.path(step), exc)
         return None
 
@@ -319,39 +324,6 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
-def plot_curves(
-    csv_path: str | os.PathLike,
-    png_path: str | os.PathLike,
-    panels: Sequence[tuple[str, Sequence[str]]],
-    title: str = "",
-) -> None:
-    """One PNG with a panel per (title, columns) pair, each column plotted against `step`."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    rows = CsvLog(csv_path, []).read()
-    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.4), squeeze=False)
-    for ax, (panel_title, columns) in zip(axes[0], panels, strict=True):
-        for column in columns:
-            points = [(int(r["step"]), float(r[column])) for r in rows if r.get(column)]
-            if points:
-                steps, values = zip(*points, strict=True)
-                ax.plot(steps, values, label=column, marker="." if len(points) < 30 else None)
-        ax.set_title(panel_title)
-        ax.set_xlabel("step")
-        ax.grid(alpha=0.3)
-        if ax.lines:
-            ax.legend(fontsize=8)
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    with atomic_write(png_path) as tmp:
-        fig.savefig(tmp, dpi=90, format="png")
-    plt.close(fig)
-
-
 class _LogStream(io.TextIOBase):
     """File-like object that turns tqdm's refreshes into log lines (readable in a log file)."""
 
@@ -373,3 +345,211 @@ def progress(total: int, initial: int, desc: str) -> Any:
         return tqdm(total=total, initial=initial, desc=desc, unit="step", dynamic_ncols=True)
     return tqdm(total=total, initial=initial, desc=desc, unit="step", file=_LogStream(log),
                 mininterval=10.0, ascii=True, ncols=100)
+
+
+class Recipe(ABC):
+    """What one model brings to the training loop: its state, its step, validation and export.
+
+    The loop (`run`) owns everything else: resume, checkpoints, logs, curves, best tracking and
+    the choice of the exported weights. A subclass declares:
+
+    - `kind`: "vocoder" or "acoustic"; names the logger (`vestnik.<kind>`) and the progress bar.
+    - `log_fields`: the train_log.csv columns; `curve_panels`: the panels of curves.png.
+    - `best_metric`: the validation metric (lower is better) that picks best.pt, and so the
+      exported weights; the experiment report names the best step by the same one.
+    - `samples`: the folder under the experiment that validation samples go to.
+    - `validate_first`: also validate (and log) before the first step; never counted as best.
+    - `run_only_keys`: config keys that steer the run but not the weights (changing them
+      resumes); `identity`: facts besides the config that the weights depend on.
+    """
+
+    kind: ClassVar[str]
+    log_fields: ClassVar[Sequence[str]]
+    curve_panels: ClassVar[Sequence[tuple[str, Sequence[str]]]]
+    best_metric: ClassVar[str]
+    samples: ClassVar[str]
+    validate_first: ClassVar[bool] = False
+    run_only_keys: ClassVar[Sequence[str]]
+    identity: ClassVar[Mapping[str, Any]] = {}
+
+    def __init__(self, name: str, config: dict[str, Any], device: torch.device, train_tsv: Path,
+                 val_tsv: Path, out_dir: Path):
+        """Models, optimisers and data of a run; seeded first, so a rerun builds the same."""
+        self.name = name
+        self.config = config
+        self.device = device
+        seed_everything(config["seed"])
+
+    @abstractmethod
+    def parts(self) -> dict[str, Any]:
+        """Name -> model, optimiser or scheduler: everything a checkpoint saves and restores."""
+
+    def state_dict(self) -> dict[str, Any]:
+        """The parts' states by name (the loop adds step, RNG and best)."""
+        return {name: part.state_dict() for name, part in self.parts().items()}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Inverse of `state_dict`, given the whole saved state."""
+        for name, part in self.parts().items():
+            part.load_state_dict(state[name])
+
+    def autocast(self) -> Any:
+        """bf16 autocast on CUDA when the experiment's `bf16` asks for it, else a no-op."""
+        use = self.device.type == "cuda" and self.config["bf16"]
+        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=use)
+
+    @abstractmethod
+    def start_fresh(self) -> None:
+        """Called instead of a restore when no state is resumed (e.g. data statistics)."""
+
+    @abstractmethod
+    def epoch(self, step: int) -> int:
+        """The epoch that `step` completed steps are in."""
+
+    @abstractmethod
+    def train_step(self, step: int) -> dict[str, float]:
+        """Optimiser step number `step + 1` (its batch is a function of `step`): mean losses.
+
+        The first metric returned is shown on the progress bar.
+        """
+
+    @abstractmethod
+    def learning_rate(self) -> float:
+        """The current learning rate (logged)."""
+
+    @abstractmethod
+    def validate(self, sample_dir: Path | None) -> dict[str, float]:
+        """Validation metrics; samples (audio, plots) go to `sample_dir` when given."""
+
+    @abstractmethod
+    def weights(self) -> dict[str, Any]:
+        """What best.pt keeps and the export reads: the inference model's state only."""
+
+    @abstractmethod
+    def export(self, weights: Mapping[str, Any], out_dir: Path, meta: dict[str, Any]) -> Path:
+        """Write the inference model from `weights` into `out_dir`; its path."""
+
+    def inputs(self) -> list[str]:
+        """Files besides the data split that the run read (recorded in provenance.json)."""
+        return []
+
+
+def run(recipe: Recipe, key: str, resumable: bool, out_dir: Path) -> Path:
+    """Train `recipe` to its step count, resuming its saved state when `resumable`; export.
+
+    Every `val_interval` steps and at the end: a validation (with samples every
+    `sample_interval` steps where the model has one, else at each validation), then a
+    checkpoint; checkpoints also every `checkpoint_interval` steps. A resumed run draws the
+    same batches, RNG streams and log windows as an uninterrupted one.
+    """
+    name, config, device = recipe.name, recipe.config, recipe.device
+    logger = logging.getLogger(f"vestnik.{recipe.kind}")
+    checkpoints = Checkpoints(out_dir / "checkpoints", config["keep_last"])
+    csv_log = CsvLog(out_dir / "train_log.csv", recipe.log_fields)
+    state = checkpoints.load_latest(device) if resumable else None
+    if state is not None:
+        recipe.load_state_dict(state)
+        restore_rng_states(state["rng"])
+        step, best, window = state["step"], state["best"], state["window"]
+        checkpoints.forget_after(step)
+        checkpoints.keep_best(state, recipe.weights)
+        logger.info("%s: resumed at step %d (epoch %d) on %s", name, step, state["epoch"], device)
+    else:
+        step, best, window = 0, None, {"steps": 0, "sums": {}}
+        recipe.start_fresh()
+        logger.info("%s: starting fresh on %s (state %s)", name, device, key)
+    csv_log.truncate_after(step)
+
+    def curves() -> None:
+        plots.curves(csv_log.read(), out_dir / "curves.png", recipe.curve_panels,
+                     f"{recipe.kind} {name}")
+
+    if step == 0 and recipe.validate_first:
+        metrics = recipe.validate(None)
+        csv_log.append({"step": 0, "epoch": 0, **metrics, "time": round(time.time())})
+        logger.info("%s: before training: %s", name, _metrics_text(metrics))
+
+    total = config["steps"]
+    sample_interval = config.get("sample_interval", config["val_interval"])
+    bar = progress(total, step, f"{recipe.kind} {name}")
+    timer, timed_steps = time.time(), 0
+    try:
+        while step < total:
+            metrics = recipe.train_step(step)
+            step += 1
+            epoch = recipe.epoch(step)
+            timed_steps += 1
+            window["steps"] += 1
+            for metric, value in metrics.items():
+                window["sums"][metric] = window["sums"].get(metric, 0.0) + value
+            bar.update(1)
+            headline = next(iter(metrics))
+            bar.set_postfix({headline: f"{metrics[headline]:.3f}"}, refresh=False)
+            if step % config["log_interval"] == 0 or step == total:
+                csv_log.append({
+                    "step": step, "epoch": epoch, "lr": recipe.learning_rate(),
+                    **{metric: value / window["steps"] for metric, value in window["sums"].items()},
+                    "steps_per_s": timed_steps / max(time.time() - timer, 1e-9),
+                    "time": round(time.time()),
+                })
+                window = {"steps": 0, "sums": {}}
+                timer, timed_steps = time.time(), 0
+            validate = step % config["val_interval"] == 0 or step == total
+            if validate:
+                sampled = step % sample_interval == 0 or step == total
+                sample_dir = out_dir / recipe.samples / f"step_{step:09d}" if sampled else None
+                val = recipe.validate(sample_dir)
+                csv_log.append({"step": step, "epoch": epoch, **val, "time": round(time.time())})
+                if best is None or val[recipe.best_metric] < best["metric"]:
+                    best = {"step": step, "metric": val[recipe.best_metric]}
+                logger.info("%s: step %d, %s (best %s %.4f at step %d)", name, step,
+                            _metrics_text(val), recipe.best_metric, best["metric"], best["step"])
+            if validate or step % config["checkpoint_interval"] == 0:
+                state = {**recipe.state_dict(), "step": step, "epoch": epoch,
+                         "window": dict(window), "best": dict(best) if best else None,
+                         "rng": rng_states()}
+                checkpoints.save(step, state)
+                checkpoints.keep_best(state, recipe.weights)
+                curves()
+    finally:
+        bar.close()
+
+    weights, exported_step = checkpoints.chosen_weights(config["export"], recipe.weights(), step)
+    curves()
+    path = recipe.export(weights, out_dir, {
+        "experiment": name, "state": key, "step": exported_step, "steps": step,
+        recipe.best_metric: best["metric"] if best else None,
+    })
+    logger.info("%s: exported the step-%d weights to %s", name, exported_step, path)
+    return path
+
+
+def _metrics_text(metrics: Mapping[str, float]) -> str:
+    return ", ".join(f"{metric} {value:.4f}" for metric, value in metrics.items())
+
+
+def train_experiment(
+    recipe_type: type[Recipe],
+    name: str,
+    config: dict[str, Any],
+    data: tuple[str | os.PathLike, str | os.PathLike],
+    out_dir: str | os.PathLike,
+    threads: int | None = None,
+    gpu: Mapping[str, Any] | None = None,
+) -> Path:
+    """Train (or resume) experiment `name` (its resolved `config`) on the (train, val) split.
+
+    Opens the experiment folder (state key, resumability), holds a training device for the
+    run, and records provenance next to the exported model; returns the model's path. `gpu` is
+    the workflow's `gpu:` block (device slots), `threads` bounds CPU threads.
+    """
+    out_dir = Path(out_dir)
+    train_tsv, val_tsv = (Path(path) for path in data)
+    key, resumable = open_experiment(config, recipe_type.run_only_keys, train_tsv, val_tsv,
+                                     out_dir, threads, recipe_type.identity)
+    with training_device(config["device"], gpu, job=f"{recipe_type.kind} {name}") as device:
+        recipe = recipe_type(name, config, device, train_tsv, val_tsv, out_dir)
+        path = run(recipe, key, resumable, out_dir)
+    write_provenance(out_dir / "provenance.json", {"experiment": name, "block": config},
+                     [train_tsv, val_tsv], recipe.inputs(), [path])
+    return path

@@ -21,6 +21,7 @@ rule train_acoustic:
             labels={"experiment": "{name}", "file": "curves.png"},
         ),
     params:
+        kind="acoustic",
         block=lambda wildcards: ACOUSTIC["experiments"][wildcards.name],
     wildcard_constraints:
         name=r"[A-Za-z0-9][A-Za-z0-9_.\-]*",
@@ -34,4 +35,4 @@ rule train_acoustic:
     benchmark:
         fill(layout.MODEL_BENCHMARK, kind="acoustic", step="train")
     script:
-        "../scripts/train_acoustic.py"
+        "../scripts/train_experiment.py"

@@ -68,7 +68,7 @@ rule vocoder_report:
     conda:
         LIGHT_ENV
     params:
-        samples="samples",
+        kind="vocoder",
     log:
         fill(layout.MODEL_LOG, kind="vocoder", step="report"),
     script:
@@ -98,7 +98,7 @@ rule acoustic_report:
     conda:
         LIGHT_ENV
     params:
-        samples="plots",
+        kind="acoustic",
     log:
         fill(layout.MODEL_LOG, kind="acoustic", step="report"),
     script:

@@ -20,6 +20,7 @@ rule train_vocoder:
             labels={"experiment": "{name}", "file": "curves.png"},
         ),
     params:
+        kind="vocoder",
         block=lambda wildcards: VOCODER["experiments"][wildcards.name],
     wildcard_constraints:
         name=r"[A-Za-z0-9][A-Za-z0-9_.\-]*",
@@ -33,7 +34,7 @@ rule train_vocoder:
     benchmark:
         fill(layout.MODEL_BENCHMARK, kind="vocoder", step="train")
     script:
-        "../scripts/train_vocoder.py"
+        "../scripts/train_experiment.py"
 
 
 rule vocoder_eval:

@@ -12,6 +12,6 @@ run_step(
         Path(snakemake.input[0]).parent,
         snakemake.output.page,
         snakemake.output.log,
-        snakemake.params.samples,
+        snakemake.params.kind,
     ),
 )

@@ -21,6 +21,14 @@ RUN_ONLY_KEYS = (
 )
 """Keys that do not change the weights a run produces: changing them resumes, not restarts."""
 
+BEST_METRIC = "val_mel_l1"
+"""The validation metric (lower is better) that picks the best checkpoint, the exported model
+and the best step the experiment report names. Not val_loss: its scale moves with the loss
+weights and mel statistics, so it cannot compare experiments."""
+
+SAMPLES = "plots"
+"""Folder of an experiment that holds, per validation step, its alignment and mel plots."""
+
 
 def model_defaults() -> dict[str, Any]:
     """The default network shape (also used for models exported before a key existed)."""

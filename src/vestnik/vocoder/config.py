@@ -20,6 +20,13 @@ RUN_ONLY_KEYS = (
 )
 """Keys that do not change the weights a run produces: changing them resumes, not restarts."""
 
+BEST_METRIC = "val_mel_l1"
+"""The validation metric (lower is better) that picks the best checkpoint, the exported model
+and the best step the experiment report names."""
+
+SAMPLES = "samples"
+"""Folder of an experiment that holds, per validation step, its validation audio and mel plots."""
+
 
 def resolve_generator(spec: str | Mapping[str, Any]) -> dict[str, Any]:
     """`v1`/`v2`/`v3`, or a mapping of generator settings (optionally `base: v3` + overrides)."""

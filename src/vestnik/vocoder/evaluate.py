@@ -16,7 +16,7 @@ import numpy as np
 import soxr
 import torch
 
-from vestnik import layout, media
+from vestnik import layout, media, plots
 from vestnik.corpus import TARGET_RATE
 from vestnik.io import write_json, write_tsv
 from vestnik.mel import HOP, N_FFT, WIN, mel_spectrogram
@@ -70,27 +70,12 @@ def perceptual_scores(reference: np.ndarray, estimate: np.ndarray) -> dict[str, 
 
 def plot_comparison(path: Path, pairs: list[tuple[str, np.ndarray, np.ndarray]]) -> None:
     """Original vs resynthesised log-power spectrograms, one row per utterance."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from vestnik.io import atomic_write
-
-    fig, axes = plt.subplots(len(pairs), 2, figsize=(11, 2.6 * len(pairs)), squeeze=False)
-    for row, (ident, reference, estimate) in enumerate(pairs):
-        for col, (label, audio) in enumerate((("original", reference), ("vocoded", estimate))):
-            image = 10 * np.log10(power_spectrogram(audio) + 1e-10)
-            axes[row, col].imshow(image, origin="lower", aspect="auto", vmin=-100, vmax=20,
-                                  extent=(0, audio.size / TARGET_RATE, 0, TARGET_RATE / 2000))
-            axes[row, col].set_title(f"{ident}: {label}", fontsize=9)
-            axes[row, col].set_ylabel("kHz")
-    axes[-1, 0].set_xlabel("s")
-    axes[-1, 1].set_xlabel("s")
-    fig.tight_layout()
-    with atomic_write(path) as tmp:
-        fig.savefig(tmp, dpi=80, format="png")
-    plt.close(fig)
+    rows = [
+        (ident, [(label, 10 * np.log10(power_spectrogram(audio) + 1e-10))
+                 for label, audio in (("original", reference), ("vocoded", estimate))])
+        for ident, reference, estimate in pairs
+    ]
+    plots.spectrogram_pairs(path, rows, HOP / TARGET_RATE, TARGET_RATE / 2000)
 
 
 def evaluate_vocoder(
