@@ -24,6 +24,7 @@ class LineFit(training.Recipe):
     """y = a * x + b by SGD, one (x, y) pair of train.tsv per step."""
 
     kind = "line"
+    exported = "line.pt"
     log_fields = ("step", "epoch", "lr", "loss", "val_loss", "steps_per_s", "time")
     curve_panels = (("squared error", ("loss", "val_loss")),)
     best_metric = "val_loss"
@@ -70,14 +71,13 @@ class LineFit(training.Recipe):
     def weights(self) -> dict[str, Any]:
         return {"model": self.model.state_dict()}
 
-    def export(self, weights, out_dir: Path, meta: dict[str, Any]) -> Path:
-        path = out_dir / "line.pt"
+    def export(self, weights, path: Path, meta: dict[str, Any]) -> None:
         training.save_atomic(path, {**weights, **meta})
-        return path
 
 
-CONFIG = {"lr": 0.02, "seed": 3, "steps": 12, "log_interval": 2, "val_interval": 4,
-          "checkpoint_interval": 4, "keep_last": 5, "export": "best", "device": "cpu"}
+CONFIG = {"lr": 0.02, "seed": 3, "batch_size": 1, "world_size": 1, "steps": 12,
+          "log_interval": 2, "val_interval": 4, "checkpoint_interval": 4, "keep_last": 5,
+          "export": "best", "device": "cpu"}
 
 
 @pytest.fixture

@@ -16,10 +16,11 @@ import os
 import re
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from vestnik.config import block_settings
 from vestnik.errors import VestnikError
@@ -234,3 +235,13 @@ def device_slot(gpu: dict | None, *, job: str | None = None) -> Iterator[str]:
     with acquire(devices, per_device, lock_dir, keys=keys, wait=wait, job=job) as lease:
         log.info("holding slot %d of %s (%s)", lease.slot.index, lease.device, lease.slot.path)
         yield lease.device
+
+
+def training_gpus(definition: str, block: Mapping[str, Any] | None) -> int:
+    """The `gpu` resource of a training job (`definition`: vocoder_experiment or
+    acoustic_experiment): one per rank (`world_size`), none on `device: cpu`, so CPU ranks, of
+    one job or several, are bounded by cores alone."""
+    from vestnik.config import experiment_settings
+
+    settings = experiment_settings(definition, dict(block or {}), definition)
+    return 0 if settings["device"] == "cpu" else int(settings["world_size"])

@@ -28,7 +28,7 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
-from vestnik import plots
+from vestnik import distributed, plots
 from vestnik.errors import VestnikError
 from vestnik.io import atomic_write, write_json
 from vestnik.provenance import write_provenance
@@ -150,12 +150,15 @@ class Checkpoints:
     metric recorded in `best.json`; lower is better.
     """
 
-    def __init__(self, folder: str | os.PathLike, keep_last: int = 3):
+    def __init__(self, folder: str | os.PathLike, keep_last: int = 3, writer: bool = True):
+        """`writer`: this process writes here (and so clears partial files of a killed one);
+        other ranks of a distributed run only read."""
         self.folder = Path(folder)
         self.folder.mkdir(parents=True, exist_ok=True)
         self.keep_last = max(1, keep_last)
-        for partial in self.folder.glob(".*.tmp*"):
-            partial.unlink(missing_ok=True)
+        if writer:
+            for partial in self.folder.glob(".*.tmp*"):
+                partial.unlink(missing_ok=True)
 
     def steps(self) -> list[int]:
         return sorted(int(p.stem.split("_")[1]) for p in self.folder.glob("step_*.pt"))
@@ -354,6 +357,7 @@ class Recipe(ABC):
     the choice of the exported weights. A subclass declares:
 
     - `kind`: "vocoder" or "acoustic"; names the logger (`vestnik.<kind>`) and the progress bar.
+    - `exported`: the file name of the exported model in the experiment folder.
     - `log_fields`: the train_log.csv columns; `curve_panels`: the panels of curves.png.
     - `best_metric`: the validation metric (lower is better) that picks best.pt, and so the
       exported weights; the experiment report names the best step by the same one.
@@ -364,6 +368,7 @@ class Recipe(ABC):
     """
 
     kind: ClassVar[str]
+    exported: ClassVar[str]
     log_fields: ClassVar[Sequence[str]]
     curve_panels: ClassVar[Sequence[tuple[str, Sequence[str]]]]
     best_metric: ClassVar[str]
@@ -378,6 +383,7 @@ class Recipe(ABC):
         self.name = name
         self.config = config
         self.device = device
+        self.ranks = distributed.current()
         seed_everything(config["seed"])
 
     @abstractmethod
@@ -392,6 +398,12 @@ class Recipe(ABC):
         """Inverse of `state_dict`, given the whole saved state."""
         for name, part in self.parts().items():
             part.load_state_dict(state[name])
+
+    def to_device(self, tensor: torch.Tensor) -> torch.Tensor:
+        """A batch tensor on the run's device (through pinned memory on CUDA)."""
+        if self.device.type == "cuda":
+            return tensor.pin_memory().to(self.device, non_blocking=True)
+        return tensor.to(self.device)
 
     def autocast(self) -> Any:
         """bf16 autocast on CUDA when the experiment's `bf16` asks for it, else a no-op."""
@@ -426,11 +438,12 @@ class Recipe(ABC):
         """What best.pt keeps and the export reads: the inference model's state only."""
 
     @abstractmethod
-    def export(self, weights: Mapping[str, Any], out_dir: Path, meta: dict[str, Any]) -> Path:
-        """Write the inference model from `weights` into `out_dir`; its path."""
+    def export(self, weights: Mapping[str, Any], path: Path, meta: dict[str, Any]) -> None:
+        """Write the inference model made of `weights` (with `meta`) to `path`."""
 
-    def inputs(self) -> list[str]:
-        """Files besides the data split that the run read (recorded in provenance.json)."""
+    @classmethod
+    def inputs_of(cls, config: Mapping[str, Any]) -> list[str]:
+        """Files besides the data split that a run of `config` reads (for provenance.json)."""
         return []
 
 
@@ -440,33 +453,44 @@ def run(recipe: Recipe, key: str, resumable: bool, out_dir: Path) -> Path:
     Every `val_interval` steps and at the end: a validation (with samples every
     `sample_interval` steps where the model has one, else at each validation), then a
     checkpoint; checkpoints also every `checkpoint_interval` steps. A resumed run draws the
-    same batches, RNG streams and log windows as an uninterrupted one.
+    same batches, RNG streams and log windows as an uninterrupted one. With several ranks every
+    rank runs this loop (validating the whole set, so all agree on the best step); rank 0
+    alone writes.
     """
-    name, config, device = recipe.name, recipe.config, recipe.device
+    name, config, device, ranks = recipe.name, recipe.config, recipe.device, recipe.ranks
     logger = logging.getLogger(f"vestnik.{recipe.kind}")
-    checkpoints = Checkpoints(out_dir / "checkpoints", config["keep_last"])
+    checkpoints = Checkpoints(out_dir / "checkpoints", config["keep_last"], writer=ranks.main)
     csv_log = CsvLog(out_dir / "train_log.csv", recipe.log_fields)
     state = checkpoints.load_latest(device) if resumable else None
     if state is not None:
         recipe.load_state_dict(state)
-        restore_rng_states(state["rng"])
+        _restore_rank_rng(state, config["seed"], ranks)
         step, best, window = state["step"], state["best"], state["window"]
-        checkpoints.forget_after(step)
-        checkpoints.keep_best(state, recipe.weights)
+        if ranks.main:
+            checkpoints.forget_after(step)
+            checkpoints.keep_best(state, recipe.weights)
         logger.info("%s: resumed at step %d (epoch %d) on %s", name, step, state["epoch"], device)
     else:
         step, best, window = 0, None, {"steps": 0, "sums": {}}
         recipe.start_fresh()
+        if not ranks.main:  # the same initial weights, but each rank its own dropout
+            seed_everything(config["seed"] + ranks.rank)
         logger.info("%s: starting fresh on %s (state %s)", name, device, key)
-    csv_log.truncate_after(step)
+
+    def write_log(row: Mapping[str, Any]) -> None:
+        if ranks.main:
+            csv_log.append({**row, "time": round(time.time())})
 
     def curves() -> None:
-        plots.curves(csv_log.read(), out_dir / "curves.png", recipe.curve_panels,
-                     f"{recipe.kind} {name}")
+        if ranks.main:
+            plots.curves(csv_log.read(), out_dir / "curves.png", recipe.curve_panels,
+                         f"{recipe.kind} {name}")
 
+    if ranks.main:
+        csv_log.truncate_after(step)
     if step == 0 and recipe.validate_first:
         metrics = recipe.validate(None)
-        csv_log.append({"step": 0, "epoch": 0, **metrics, "time": round(time.time())})
+        write_log({"step": 0, "epoch": 0, **metrics})
         logger.info("%s: before training: %s", name, _metrics_text(metrics))
 
     total = config["steps"]
@@ -475,7 +499,7 @@ def run(recipe: Recipe, key: str, resumable: bool, out_dir: Path) -> Path:
     timer, timed_steps = time.time(), 0
     try:
         while step < total:
-            metrics = recipe.train_step(step)
+            metrics = ranks.mean(recipe.train_step(step))
             step += 1
             epoch = recipe.epoch(step)
             timed_steps += 1
@@ -486,20 +510,19 @@ def run(recipe: Recipe, key: str, resumable: bool, out_dir: Path) -> Path:
             headline = next(iter(metrics))
             bar.set_postfix({headline: f"{metrics[headline]:.3f}"}, refresh=False)
             if step % config["log_interval"] == 0 or step == total:
-                csv_log.append({
+                write_log({
                     "step": step, "epoch": epoch, "lr": recipe.learning_rate(),
                     **{metric: value / window["steps"] for metric, value in window["sums"].items()},
                     "steps_per_s": timed_steps / max(time.time() - timer, 1e-9),
-                    "time": round(time.time()),
                 })
                 window = {"steps": 0, "sums": {}}
                 timer, timed_steps = time.time(), 0
             validate = step % config["val_interval"] == 0 or step == total
             if validate:
-                sampled = step % sample_interval == 0 or step == total
+                sampled = ranks.main and (step % sample_interval == 0 or step == total)
                 sample_dir = out_dir / recipe.samples / f"step_{step:09d}" if sampled else None
                 val = recipe.validate(sample_dir)
-                csv_log.append({"step": step, "epoch": epoch, **val, "time": round(time.time())})
+                write_log({"step": step, "epoch": epoch, **val})
                 if best is None or val[recipe.best_metric] < best["metric"]:
                     best = {"step": step, "metric": val[recipe.best_metric]}
                 logger.info("%s: step %d, %s (best %s %.4f at step %d)", name, step,
@@ -508,20 +531,36 @@ def run(recipe: Recipe, key: str, resumable: bool, out_dir: Path) -> Path:
                 state = {**recipe.state_dict(), "step": step, "epoch": epoch,
                          "window": dict(window), "best": dict(best) if best else None,
                          "rng": rng_states()}
-                checkpoints.save(step, state)
-                checkpoints.keep_best(state, recipe.weights)
+                if ranks.world > 1:
+                    state["rng_ranks"] = ranks.gather(state["rng"])
+                if ranks.main:
+                    checkpoints.save(step, state)
+                    checkpoints.keep_best(state, recipe.weights)
                 curves()
     finally:
         bar.close()
 
-    weights, exported_step = checkpoints.chosen_weights(config["export"], recipe.weights(), step)
-    curves()
-    path = recipe.export(weights, out_dir, {
-        "experiment": name, "state": key, "step": exported_step, "steps": step,
-        recipe.best_metric: best["metric"] if best else None,
-    })
-    logger.info("%s: exported the step-%d weights to %s", name, exported_step, path)
+    path = out_dir / recipe.exported
+    if ranks.main:
+        weights, exported_step = checkpoints.chosen_weights(config["export"], recipe.weights(),
+                                                            step)
+        curves()
+        recipe.export(weights, path, {
+            "experiment": name, "state": key, "step": exported_step, "steps": step,
+            recipe.best_metric: best["metric"] if best else None,
+        })
+        logger.info("%s: exported the step-%d weights to %s", name, exported_step, path)
     return path
+
+
+def _restore_rank_rng(state: Mapping[str, Any], seed: int, ranks: distributed.Ranks) -> None:
+    """This rank's saved RNG streams; a rank the saving run did not have gets rank 0's,
+    reseeded from (seed, rank, step) so ranks stay apart."""
+    saved = state.get("rng_ranks") or [state["rng"]]
+    restore_rng_states(saved[ranks.rank] if ranks.rank < len(saved) else saved[0])
+    if ranks.rank >= len(saved):
+        seed_everything(int(np.random.SeedSequence([seed, ranks.rank, state["step"]])
+                            .generate_state(1)[0]))
 
 
 def _metrics_text(metrics: Mapping[str, float]) -> str:
@@ -541,15 +580,41 @@ def train_experiment(
 
     Opens the experiment folder (state key, resumability), holds a training device for the
     run, and records provenance next to the exported model; returns the model's path. `gpu` is
-    the workflow's `gpu:` block (device slots), `threads` bounds CPU threads.
+    the workflow's `gpu:` block (device slots), `threads` bounds CPU threads. An experiment
+    with `world_size` > 1 is handed to torchrun, whose ranks come back here (see
+    vestnik.distributed); they take one GPU each, not a slot.
     """
+    distributed.check_settings(recipe_type.kind, name, config)
     out_dir = Path(out_dir)
     train_tsv, val_tsv = (Path(path) for path in data)
+    ranks = distributed.current()
     key, resumable = open_experiment(config, recipe_type.run_only_keys, train_tsv, val_tsv,
                                      out_dir, threads, recipe_type.identity)
-    with training_device(config["device"], gpu, job=f"{recipe_type.kind} {name}") as device:
-        recipe = recipe_type(name, config, device, train_tsv, val_tsv, out_dir)
-        path = run(recipe, key, resumable, out_dir)
+    if ranks.world > 1:
+        distributed.init(config, ranks)
+        try:
+            device = distributed.rank_device(config, ranks)
+            _fast_cuda(device)
+            return run(recipe_type(name, config, device, train_tsv, val_tsv, out_dir), key,
+                       resumable, out_dir)
+        finally:
+            torch.distributed.destroy_process_group()
+    if config["world_size"] > 1:
+        distributed.launch(f"{recipe_type.__module__}:{recipe_type.__qualname__}", name,
+                           config, (train_tsv, val_tsv), out_dir, threads)
+        path = out_dir / recipe_type.exported
+    else:
+        with training_device(config["device"], gpu, job=f"{recipe_type.kind} {name}") as device:
+            _fast_cuda(device)
+            path = run(recipe_type(name, config, device, train_tsv, val_tsv, out_dir), key,
+                       resumable, out_dir)
     write_provenance(out_dir / "provenance.json", {"experiment": name, "block": config},
-                     [train_tsv, val_tsv], recipe.inputs(), [path])
+                     [train_tsv, val_tsv], recipe_type.inputs_of(config), [path])
     return path
+
+
+def _fast_cuda(device: torch.device) -> None:
+    """TF32 matrix products and convolutions on CUDA (bf16 autocast is the recipes' own)."""
+    if device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True

@@ -2,6 +2,8 @@
 # training job per `acoustic.experiments` block, on the corpus split the vocoder uses.
 # `snakemake train` builds the experiments in `acoustic.train`; a neural TTS job builds the one it
 # names; any other is built by asking for results/models/acoustic/<name>/model.pt.
+from vestnik.slots import training_gpus
+
 ACOUSTIC = config["acoustic"]
 ACOUSTIC_TRAIN = list(ACOUSTIC["train"])
 
@@ -27,7 +29,7 @@ rule train_acoustic:
         name=r"[A-Za-z0-9][A-Za-z0-9_.\-]*",
     threads: ACOUSTIC["threads"]
     resources:
-        gpu=1,
+        gpu=lambda wildcards: training_gpus("acoustic_experiment", ACOUSTIC["experiments"][wildcards.name]),
     conda:
         TORCH_ENV
     log:

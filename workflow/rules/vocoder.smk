@@ -1,6 +1,8 @@
 # HiFi-GAN experiments: one training job per `vocoder.experiments` block, then copy-synthesis
 # evaluation on the validation set. `snakemake train` builds the experiments in `vocoder.train`;
 # any other experiment is built by asking for its generator.pt.
+from vestnik.slots import training_gpus
+
 VOCODER = config["vocoder"]
 VOCODER_TRAIN = list(VOCODER["train"])
 
@@ -26,7 +28,7 @@ rule train_vocoder:
         name=r"[A-Za-z0-9][A-Za-z0-9_.\-]*",
     threads: VOCODER["threads"]
     resources:
-        gpu=1,
+        gpu=lambda wildcards: training_gpus("vocoder_experiment", VOCODER["experiments"][wildcards.name]),
     conda:
         TORCH_ENV
     log:

@@ -17,7 +17,7 @@ from vestnik.errors import VestnikError
 
 RUN_ONLY_KEYS = (
     "steps", "log_interval", "val_interval", "checkpoint_interval", "keep_last", "val_items",
-    "plots", "export", "device",
+    "plots", "export", "device", "world_size",
 )
 """Keys that do not change the weights a run produces: changing them resumes, not restarts."""
 

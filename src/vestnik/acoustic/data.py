@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from vestnik.acoustic import symbols
+from vestnik.distributed import SINGLE, Ranks
 from vestnik.errors import VestnikError
 from vestnik.io import read_tsv
 from vestnik.mel import LOG_SILENCE, N_MELS
@@ -158,7 +159,8 @@ class TextMelBatches:
         self._epoch_groups = (epoch, groups)
         return groups
 
-    def batch(self, epoch: int, index: int) -> dict[str, torch.Tensor]:
-        """Batch `index` (0 <= index < per_epoch) of `epoch`."""
-        chosen = [int(i) for i in self._groups(epoch)[index]]
+    def batch(self, epoch: int, index: int, ranks: Ranks = SINGLE) -> dict[str, torch.Tensor]:
+        """This rank's share of batch `index` (0 <= index < per_epoch) of `epoch`: every
+        `world`-th of its (length-sorted) rows, so each rank gets similar lengths."""
+        chosen = ranks.share([int(i) for i in self._groups(epoch)[index]])
         return collate([self.items[i] for i in chosen], [self.store.get(i) for i in chosen])

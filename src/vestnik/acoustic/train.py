@@ -60,6 +60,7 @@ class AcousticTraining(training.Recipe):
     """Model, optimiser, scheduler and length-grouped batches of one experiment."""
 
     kind = "acoustic"
+    exported = "model.pt"
     log_fields = (
         "step", "epoch", "lr", "loss", "prior", "duration", "decoder", "mel_l1",
         "val_loss", "val_prior", "val_duration", "val_mel_l1", "val_length_error",
@@ -90,8 +91,10 @@ class AcousticTraining(training.Recipe):
         train_items = read_items(train_tsv, add_blank, config["max_frames"])
         self.val_items = read_items(val_tsv, add_blank,
                                     config["max_frames"])[: config["val_items"] or None]
-        _write_phonemes(out_dir / "phonemes.tsv", train_items + self.val_items)
+        if self.ranks.main:
+            _write_phonemes(out_dir / "phonemes.tsv", train_items + self.val_items)
         self.batches = TextMelBatches(train_items, config["batch_size"], config["seed"])
+        self.model_ranks = self.ranks.wrap(self.model)
 
     def parts(self) -> dict[str, Any]:
         return {"model": self.model, "optim": self.optim, "sched": self.sched}
@@ -109,11 +112,20 @@ class AcousticTraining(training.Recipe):
     def learning_rate(self) -> float:
         return self.optim.param_groups[0]["lr"]
 
-    def _losses(self, batch: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        batch = {key: value.to(self.device) for key, value in batch.items()}
+    def _losses(self, batch: Mapping[str, torch.Tensor], model: torch.nn.Module,
+                weights: Mapping[str, float] | None = None) -> dict[str, torch.Tensor]:
+        """The model's losses and their weighted sum; `weights` ("frames", "tokens") scale the
+        per-frame and per-token means of a rank's share to the whole batch's."""
+        batch = {key: self.to_device(value) for key, value in batch.items()}
         with self.autocast():
-            out = self.model(batch["tokens"], batch["token_lengths"], batch["mels"],
-                             batch["mel_lengths"])
+            out = model(batch["tokens"], batch["token_lengths"], batch["mels"],
+                        batch["mel_lengths"])
+        if weights is not None:
+            constant = out["prior"] - out["prior_raw"]
+            for key in ("prior_raw", "decoder", "mel_l1"):
+                out[key] = out[key] * weights["frames"]
+            out["duration"] = out["duration"] * weights["tokens"]
+            out["prior"] = out["prior_raw"] + constant
         out["loss"] = (out["prior_raw"] + self.config["duration_weight"] * out["duration"]
                        + self.config["decoder_weight"] * out["decoder"])
         return out
@@ -122,7 +134,10 @@ class AcousticTraining(training.Recipe):
         """One AdamW step on the batch of `step` (prior + duration + decoder losses)."""
         self.model.train()
         self.optim.zero_grad(set_to_none=True)
-        out = self._losses(self.batches.batch(*divmod(step, self.batches.per_epoch)))
+        batch = self.batches.batch(*divmod(step, self.batches.per_epoch), self.ranks)
+        weights = self.ranks.weights({"frames": batch["mel_lengths"].sum(),
+                                      "tokens": batch["token_lengths"].sum()})
+        out = self._losses(batch, self.model_ranks, weights)
         out["loss"].backward()
         torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config["grad_clip"])
         self.optim.step()
@@ -144,7 +159,7 @@ class AcousticTraining(training.Recipe):
             for start in range(0, len(items), size):
                 chunk = items[start : start + size]
                 batch = collate(chunk, [store.get(start + i) for i in range(len(chunk))])
-                out = self._losses(batch)
+                out = self._losses(batch, self.model)
                 for key in ("loss", "prior", "duration", "mel_l1"):
                     sums[key] = sums.get(key, 0.0) + out[key].item() * len(chunk)
                 weight += len(chunk)
@@ -168,12 +183,10 @@ class AcousticTraining(training.Recipe):
     def weights(self) -> dict[str, Any]:
         return {"model": self.model.state_dict()}
 
-    def export(self, weights: Mapping[str, Any], out_dir: Path, meta: dict[str, Any]) -> Path:
+    def export(self, weights: Mapping[str, Any], path: Path, meta: dict[str, Any]) -> None:
         model = AcousticModel(len(symbols.SYMBOLS), self.config["model"])
         model.load_state_dict(weights["model"])
-        path = out_dir / "model.pt"
         export_model(model, path, meta)
-        return path
 
 
 def _plot_item(folder: Path, item: Item, batch: Mapping, out: Mapping, taught: torch.Tensor,

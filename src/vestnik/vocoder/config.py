@@ -16,7 +16,7 @@ from vestnik.errors import VestnikError
 
 RUN_ONLY_KEYS = (
     "steps", "log_interval", "val_interval", "sample_interval", "checkpoint_interval",
-    "keep_last", "val_items", "samples", "export", "device",
+    "keep_last", "val_items", "samples", "export", "device", "world_size",
 )
 """Keys that do not change the weights a run produces: changing them resumes, not restarts."""
 

@@ -13,6 +13,7 @@ import numpy as np
 import soundfile as sf
 import torch
 
+from vestnik.distributed import SINGLE, Ranks
 from vestnik.errors import VestnikError
 from vestnik.io import read_tsv
 from vestnik.mel import HOP, LOG_SILENCE
@@ -70,17 +71,23 @@ class SegmentBatches:
             self._cache[index] = load_utterance(self.items[index])
         return self._cache[index]
 
-    def batch(self, epoch: int, index: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """Batch `index` of `epoch` (0 <= index < per_epoch)."""
+    def batch(self, epoch: int, index: int,
+              ranks: Ranks = SINGLE) -> tuple[torch.Tensor, torch.Tensor]:
+        """This rank's share of batch `index` of `epoch` (0 <= index < per_epoch).
+
+        Each row's offset comes from its own (seed, epoch, index, row) stream, so a row is the
+        same segment whichever rank (of however many) draws it.
+        """
         order = np.random.default_rng([self.seed, epoch]).permutation(len(self.items))
         order = np.resize(order, self.per_epoch * self.batch_size)
-        chosen = order[index * self.batch_size : (index + 1) * self.batch_size]
-        rng = np.random.default_rng([self.seed, epoch, index, 1])
+        rows = order[index * self.batch_size : (index + 1) * self.batch_size]
+        chosen = ranks.share(list(enumerate(rows)))
         mels = np.full((len(chosen), 80, self.frames), LOG_SILENCE, dtype=np.float32)
         audios = np.zeros((len(chosen), self.segment), dtype=np.float32)
-        for row, item_index in enumerate(chosen):
+        for row, (position, item_index) in enumerate(chosen):
             audio, mel = self._load(int(item_index))
             usable = min(mel.shape[1], audio.size // HOP)
+            rng = np.random.default_rng([self.seed, epoch, index, 1, position])
             start = int(rng.integers(0, usable - self.frames + 1)) if usable > self.frames else 0
             piece_mel = mel[:, start : start + self.frames]
             piece_audio = audio[start * HOP : start * HOP + self.segment]

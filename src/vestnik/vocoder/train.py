@@ -42,6 +42,7 @@ class VocoderTraining(training.Recipe):
     """Generator, discriminators, their optimisers and schedulers, and the segment batches."""
 
     kind = "vocoder"
+    exported = "generator.pt"
     log_fields = (
         "step", "epoch", "lr", "loss_g", "loss_d", "loss_adv", "loss_fm", "mel_l1",
         "val_mel_l1", "steps_per_s", "time",
@@ -76,6 +77,10 @@ class VocoderTraining(training.Recipe):
         )
         self.sched_g = torch.optim.lr_scheduler.ExponentialLR(self.optim_g, config["lr_decay"])
         self.sched_d = torch.optim.lr_scheduler.ExponentialLR(self.optim_d, config["lr_decay"])
+        # with several ranks the discriminators' gradients are averaged by DDP; the generator's
+        # forwards (all micro-batches) precede its backwards, which DDP cannot pair up, so its
+        # gradients are averaged explicitly after the last backward
+        self.mpd_ranks, self.msd_ranks = self.ranks.wrap(self.mpd), self.ranks.wrap(self.msd)
         self.batches = SegmentBatches(read_split(train_tsv), config["segment"],
                                       config["batch_size"], config["seed"])
         self.val_items = read_split(val_tsv)[: config["val_items"] or None]
@@ -92,8 +97,9 @@ class VocoderTraining(training.Recipe):
                                    source, f"the generator of experiment '{self.name}'")
             log.info("%s: generator initialised from %s", self.name, source)
 
-    def inputs(self) -> list[str]:
-        return [self.config["init_from"]] if self.config["init_from"] else []
+    @classmethod
+    def inputs_of(cls, config: Mapping[str, Any]) -> list[str]:
+        return [config["init_from"]] if config["init_from"] else []
 
     def epoch(self, step: int) -> int:
         return (step * self.config["accumulation"]) // self.batches.per_epoch
@@ -102,12 +108,14 @@ class VocoderTraining(training.Recipe):
         return self.optim_g.param_groups[0]["lr"]
 
     def discriminators(
-        self, real: torch.Tensor, fake: torch.Tensor
+        self, real: torch.Tensor, fake: torch.Tensor, training: bool = False
     ) -> tuple[list, list, list, list]:
-        """(real scores, fake scores, real feature maps, fake feature maps) of MPD and MSD."""
+        """(real scores, fake scores, real feature maps, fake feature maps) of MPD and MSD;
+        `training`: through the rank-synchronised wrappers (their own update)."""
+        mpd, msd = (self.mpd_ranks, self.msd_ranks) if training else (self.mpd, self.msd)
         with self.autocast():
-            p = self.mpd(real, fake)
-            s = self.msd(real, fake)
+            p = mpd(real, fake)
+            s = msd(real, fake)
         return p[0] + s[0], p[1] + s[1], p[2] + s[2], p[3] + s[3]
 
     def train_step(self, step: int) -> dict[str, float]:
@@ -115,7 +123,7 @@ class VocoderTraining(training.Recipe):
         cfg = self.config
         count = cfg["accumulation"]
         micro_batches = [
-            self.batches.batch(*divmod(step * count + i, self.batches.per_epoch))
+            self.batches.batch(*divmod(step * count + i, self.batches.per_epoch), self.ranks)
             for i in range(count)
         ]
         d_params = list(itertools.chain(self.mpd.parameters(), self.msd.parameters()))
@@ -123,11 +131,11 @@ class VocoderTraining(training.Recipe):
         totals = dict.fromkeys(("mel_l1", "loss_g", "loss_d", "loss_adv", "loss_fm"), 0.0)
         self.optim_d.zero_grad(set_to_none=True)
         for mel, audio in micro_batches:
-            mel, audio = mel.to(self.device), audio.to(self.device)
+            mel, audio = self.to_device(mel), self.to_device(audio)
             with self.autocast():
                 fake = self.generator(mel)
             real = audio.unsqueeze(1)
-            real_scores, fake_scores, _, _ = self.discriminators(real, fake.detach())
+            real_scores, fake_scores, _, _ = self.discriminators(real, fake.detach(), True)
             loss_d = losses.discriminator_loss(real_scores, fake_scores)
             (loss_d / count).backward()
             totals["loss_d"] += loss_d.item() / count
@@ -155,6 +163,7 @@ class VocoderTraining(training.Recipe):
         finally:
             for param in d_params:
                 param.requires_grad_(True)
+        self.ranks.average_gradients(self.generator)
         torch.nn.utils.clip_grad_norm_(self.generator.parameters(), cfg["grad_clip"])
         self.optim_g.step()
         for _ in range(self.epoch(step + 1) - self.epoch(step)):
@@ -186,12 +195,10 @@ class VocoderTraining(training.Recipe):
     def weights(self) -> dict[str, Any]:
         return {"generator": self.generator.state_dict()}
 
-    def export(self, weights: Mapping[str, Any], out_dir: Path, meta: dict[str, Any]) -> Path:
+    def export(self, weights: Mapping[str, Any], path: Path, meta: dict[str, Any]) -> None:
         generator = Generator.from_config(self.config["generator"])
         generator.load_state_dict(weights["generator"])
-        path = out_dir / "generator.pt"
         export_generator(generator, path, {**meta, "loss_fmax": self.config["loss_fmax"]})
-        return path
 
 
 def _write_sample(folder: Path, ident: str, audio: np.ndarray, real_mel: np.ndarray,
