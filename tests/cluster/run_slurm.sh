@@ -191,8 +191,21 @@ jobs = {
 for run in ("local", "slurm"):
     folder = Path(sys.argv[1]) / run / "config"
     folder.mkdir(parents=True)
+    config = base_config(jobs)
+    if run == "slurm":  # plus one training job on two CPU processes (torchrun, gloo)
+        sentences = folder / "sentences.txt"
+        lines = (Path(sys.argv[2]) / "resources" / "texts" / "corpus_sentences.txt").read_text(
+            encoding="utf-8").splitlines()[:6]
+        sentences.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        config["ruslan"].update(espeak_sentences=str(sentences), shards=1, val_size=1)
+        config["vocoder"].update(threads=2, experiments={"ranks": {
+            "generator": {"base": "v3", "upsample_initial_channel": 16},
+            "discriminator_width": 0.0625, "segment": 2048, "batch_size": 2,
+            "accumulation": 1, "steps": 4, "log_interval": 2, "val_interval": 4,
+            "checkpoint_interval": 4, "val_items": 1, "samples": 0, "device": "cpu",
+            "world_size": 2}})
     (folder / "config.yaml").write_text(
-        yaml.safe_dump(base_config(jobs), allow_unicode=True), encoding="utf-8"
+        yaml.safe_dump(config, allow_unicode=True), encoding="utf-8"
     )
 EOF
 
@@ -206,7 +219,13 @@ SLURM_START=$(date +%s)
 (cd "$WORK/slurm" && snakemake --snakefile "$ROOT/Snakefile" --profile "$ROOT/profiles/slurm" \
     --slurm-no-account --slurm-status-command squeue --slurm-keep-successful-logs \
     --slurm-init-seconds-before-status-checks 2 --max-status-checks-per-second 2 \
+    all results/models/vocoder/ranks/generator.pt \
     >"$WORK/slurm.log" 2>&1) || fail "SLURM run failed: $(tail -40 "$WORK/slurm.log")"
+grep -q "ranks: starting 2 ranks with torchrun" "$WORK/slurm/logs/vocoder/ranks/train.log" \
+    || fail "the training job did not run 2 ranks: $(tail -20 "$WORK/slurm/logs/vocoder/ranks/train.log")"
+"$PYTHON" -c "import sys, torch; m = torch.load(sys.argv[1], weights_only=True); \
+assert m['steps'] == 4, m['steps']" "$WORK/slurm/results/models/vocoder/ranks/generator.pt" \
+    || fail "the 2-rank training job exported no 4-step generator"
 say "SLURM run done in $(( $(date +%s) - SLURM_START )) s"
 
 # --- 4. checks: every job through sbatch, COMPLETED, same videos ---------------------------------
