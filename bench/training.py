@@ -2,15 +2,16 @@
 recipe, on one process and on N torchrun ranks (gloo on the CPU, NCCL on CUDA), side by side.
 
 Usage (from the repo root):
-    .venv/bin/python bench/training.py [--device cpu|cuda] [--threads 2] [--worlds 1 2]
+    .venv/bin/python bench/training.py [--device cpu|cuda] [--threads-per-rank 1] [--worlds 1 2]
         [--vocoder-steps 3] [--acoustic-steps 6] [--json out.json]
 
 Each run trains the recipe's defaults (the `ruslan` acoustic experiment of config/config.yaml,
 the vocoder DEFAULTS: V1 generator, batch 4 x 2 segments of 8192) on a 40-utterance eSpeak
 corpus built here, with the same global batch at every world size. Steps per second are
 `steps_per_s` of train_log.csv (one row per step, validation and checkpoint writing excluded),
-averaged over the steps after the first (warm-up). `--threads` is the whole budget: N ranks get
-threads / N each.
+averaged over the steps after the first (warm-up). Every rank gets `--threads-per-rank` torch
+threads, so world size N uses N times the cores of one process (idle OpenMP threads spin, so
+oversubscribed cores would measure the machine's load, not the trainer).
 """
 
 from __future__ import annotations
@@ -26,22 +27,6 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
-
-
-def build_corpus(folder: Path) -> Path:
-    from vestnik.corpus.espeak_corpus import build_espeak_corpus
-    from vestnik.corpus.manifest import scan_corpus
-    from vestnik.corpus.preprocess import CleanSettings, process_shard
-    from vestnik.corpus.split import finalize_corpus
-
-    sentences = ROOT / "resources" / "texts" / "corpus_sentences.txt"
-    build_espeak_corpus(sentences, folder / "corpus", limit=40)
-    scan_corpus(folder / "corpus", folder / "scan.tsv", 1)
-    process_shard(folder / "corpus", folder / "scan.tsv", 0, folder / "shards" / "0",
-                  CleanSettings())
-    finalize_corpus(folder / "scan.tsv", [folder / "shards" / "0"], folder / "data",
-                    val_size=2, seed=1)
-    return folder / "data"
 
 
 def recipes(steps: dict[str, int], device: str) -> dict[str, tuple]:
@@ -70,34 +55,33 @@ def steps_per_second(folder: Path) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--threads-per-rank", type=int, default=1)
     parser.add_argument("--worlds", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--vocoder-steps", type=int, default=3)
     parser.add_argument("--acoustic-steps", type=int, default=6)
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
 
-    import torch
-
     results = []
     with tempfile.TemporaryDirectory() as tmp:
-        data = build_corpus(Path(tmp))
+        from vestnik.corpus.split import espeak_split
+
+        data = espeak_split(ROOT / "resources" / "texts" / "corpus_sentences.txt", Path(tmp), 40)
         steps = {"vocoder": args.vocoder_steps, "acoustic": args.acoustic_steps}
         for label, (train, block) in recipes(steps, args.device).items():
             for world in args.worlds:
                 out = Path(tmp) / f"{label.split()[0]}_{world}"
-                if world == 1:
-                    torch.set_num_threads(args.threads)
+                threads = args.threads_per_rank * world
                 start = time.time()
                 train(out.name, {**block, "world_size": world}, data / "train.tsv",
-                      data / "val.tsv", out, threads=args.threads)
+                      data / "val.tsv", out, threads=threads)
                 rate = steps_per_second(out)
                 results.append({"recipe": label, "world_size": world, "device": args.device,
-                                "threads": args.threads, "steps_per_s": round(rate, 4),
+                                "threads": threads, "steps_per_s": round(rate, 4),
                                 "wall_s": round(time.time() - start, 1)})
                 print(json.dumps(results[-1]), flush=True)
     base = {r["recipe"]: r["steps_per_s"] for r in results if r["world_size"] == args.worlds[0]}
-    print(f"\nload average before: {os.getloadavg()[0]:.2f}")
+    print(f"\nload average after: {os.getloadavg()[0]:.2f}")
     print("| recipe | world_size | steps/s | vs world_size", args.worlds[0], "|")
     print("|---|---|---|---|")
     for r in results:

@@ -117,3 +117,22 @@ def finalize_corpus(
         f"{summary['rejected']} rejected; train {len(train)}, val {len(val)}"
     )
     return summary
+
+
+def espeak_split(sentences_file: str | os.PathLike, folder: str | os.PathLike, count: int,
+                 val_size: int = 2, seed: int = 1) -> Path:
+    """A small corpus in one call, without RUSLAN: `count` eSpeak utterances, scanned, cleaned
+    in one shard and split as the workflow's rules do. Returns the folder of train.tsv and
+    val.tsv (for benchmarks and quick trials of the trainers)."""
+    from vestnik.corpus.espeak_corpus import build_espeak_corpus
+    from vestnik.corpus.manifest import scan_corpus
+    from vestnik.corpus.preprocess import CleanSettings, process_shard
+
+    folder = Path(folder)
+    build_espeak_corpus(sentences_file, folder / "corpus", limit=count)
+    scan_corpus(folder / "corpus", folder / "scan.tsv", 1)
+    process_shard(folder / "corpus", folder / "scan.tsv", 0, folder / "shards" / "0",
+                  CleanSettings.from_config())
+    finalize_corpus(folder / "scan.tsv", [folder / "shards" / "0"], folder / "data",
+                    val_size=val_size, seed=seed)
+    return folder / "data"
