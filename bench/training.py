@@ -6,12 +6,13 @@ Usage (from the repo root):
         [--vocoder-steps 3] [--acoustic-steps 6] [--json out.json]
 
 Each run trains the recipe's defaults (the `ruslan` acoustic experiment of config/config.yaml,
-the vocoder DEFAULTS: V1 generator, batch 4 x 2 segments of 8192) on a 40-utterance eSpeak
-corpus built here, with the same global batch at every world size. Steps per second are
-`steps_per_s` of train_log.csv (one row per step, validation and checkpoint writing excluded),
-averaged over the steps after the first (warm-up). Every rank gets `--threads-per-rank` torch
-threads, so world size N uses N times the cores of one process (idle OpenMP threads spin, so
-oversubscribed cores would measure the machine's load, not the trainer).
+batch 32; the schema's vocoder defaults: V1 generator, batch 4 x 2 segments of 8192) on a
+40-utterance eSpeak corpus built here, with the same global batch at every world size. Steps
+per second are `steps_per_s` of train_log.csv (one row per step, validation and checkpoint
+writing excluded), averaged over the steps after the first (warm-up). Every rank gets
+`--threads-per-rank` torch threads, so world size N uses N times the cores of one process
+(idle OpenMP threads spin, so oversubscribed cores would measure the machine's load, not the
+trainer).
 """
 
 from __future__ import annotations

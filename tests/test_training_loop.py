@@ -15,7 +15,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from vestnik import training  # noqa: E402
-from vestnik.corpus import read_tsv, write_tsv  # noqa: E402
+from vestnik.io import read_tsv, write_tsv  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
