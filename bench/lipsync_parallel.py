@@ -11,7 +11,9 @@ Usage (from the repo root, on an otherwise idle machine):
    keeps about 1.7 cores busy (the renderer and its ffmpeg encoder run as a pipeline), so
    `--cores 1` is not a one-core run and the ratio measures little.
 2. Renders frames of the procedural engine in this process pinned to one core, reporting frames
-   per second and the multiple of real time at the avatar's size (25 fps video).
+   per second and the multiple of real time at the avatar's size (25 fps video), with and
+   without the still avatar's one landmark fit, and the per-frame cost of tracking a video
+   avatar (`--render-only` runs just this part).
 """
 
 from __future__ import annotations
@@ -54,29 +56,68 @@ def time_stage(
     return max(r["end"] for r in records) - min(r["start"] for r in records)
 
 
-def render_speed(seconds: float) -> tuple[float, int, int]:
-    """Frames per second of the procedural engine on one core (render only, no encoding)."""
+def render_speed(seconds: float) -> dict:
+    """The procedural engine on one core: frames per second of rendering (no encoding), the
+    still avatar's landmark fit (predictor loading included) and a video avatar's tracking
+    cost per frame."""
     import cv2
     import numpy as np
 
     from vestnik.avatar import load_avatar
+    from vestnik.lipsync import face
     from vestnik.lipsync.chunk import ChunkJob
     from vestnik.lipsync.procedural import ProceduralEngine
+    from vestnik.tts import espeak
 
     cv2.setNumThreads(1)
     os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
     avatar = load_avatar(ROOT / "resources" / "avatar.png")
-    sr, fps = 22050, 25
-    t = np.arange(int(seconds * sr)) / sr
-    audio = (0.4 * np.sin(2 * np.pi * 160 * t) * (np.sin(2 * np.pi * 3 * t) > 0)).astype(
-        np.float32
+    started = time.perf_counter()
+    faces = face.track_faces(avatar, "dlib68")
+    landmarks = time.perf_counter() - started
+    text = (ROOT / "resources" / "texts" / "lecture.txt").read_text(encoding="utf-8")
+    speech = espeak.synthesize(text[:400])
+    fps = 25
+    n_frames = min(int(seconds * fps), int(speech.duration * fps))
+    chunk = ChunkJob(
+        avatar, speech.samples, speech.sample_rate, 0.0, 0, n_frames, fps, speech.events, faces
     )
-    n_frames = int(seconds * fps)
-    chunk = ChunkJob(avatar, audio, sr, 0.0, 0, n_frames, fps, None)
-    engine = ProceduralEngine({})
+    engine = ProceduralEngine({}, job="bench")
     started = time.perf_counter()
     count = sum(1 for _ in engine.render(chunk))
-    return count / (time.perf_counter() - started), avatar.width, avatar.height
+    render = time.perf_counter() - started
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "loop.avi"
+        writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, (512, 512))
+        for i in range(50):
+            writer.write(np.roll(avatar.frame(0), i // 5, axis=1))
+        writer.release()
+        video = load_avatar(path)
+        started = time.perf_counter()
+        face.track_faces(video, "dlib68")
+        tracking = (time.perf_counter() - started) / video.n_frames
+    return {
+        "size": f"{avatar.width}x{avatar.height}",
+        "frames": count,
+        "render_fps": count / render,
+        "landmarks_s": landmarks,
+        "with_landmarks_fps": count / (render + landmarks),
+        "tracking_ms": 1000 * tracking,
+    }
+
+
+def print_render_speed(seconds: float) -> None:
+    speed = render_speed(seconds)
+    print(
+        f"\nprocedural render, one core, {speed['size']}, {speed['frames']} frames: "
+        f"{speed['render_fps']:.0f} frames/s = {speed['render_fps'] / 25:.1f}x real time at "
+        f"25 fps; still-avatar landmarks {speed['landmarks_s']:.2f} s once, so "
+        f"{speed['with_landmarks_fps']:.0f} frames/s = "
+        f"{speed['with_landmarks_fps'] / 25:.1f}x with them; video-avatar tracking "
+        f"{speed['tracking_ms']:.1f} ms a frame"
+    )
+    load = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
+    print(f"load during the run: {load}")
 
 
 def main() -> None:
@@ -84,7 +125,11 @@ def main() -> None:
     parser.add_argument("--job", default="lecture")
     parser.add_argument("--workers", type=int, default=4)
     parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--render-only", action="store_true", help="only the render speed")
     args = parser.parse_args()
+    if args.render_only:
+        print_render_speed(20.0)
+        return
 
     import yaml
 
@@ -122,11 +167,7 @@ def main() -> None:
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 
-    fps, width, height = render_speed(20.0)
-    print(f"\nprocedural render, one core, {width}x{height}: {fps:.0f} frames/s "
-          f"= {fps / 25:.1f}x real time at 25 fps")
-    load = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
-    print(f"load during the run: {load}")
+    print_render_speed(20.0)
 
 
 if __name__ == "__main__":

@@ -272,7 +272,10 @@ def _chosen_engine(settings: dict, kind: str) -> dict:
 STEPS = {
     "tts": lambda s: {"tts": _chosen_engine(s, "tts")},
     "plan": lambda s: {"chunks": s["chunks"]},
-    "lipsync": lambda s: {"avatar": s["avatar"], "lipsync": _chosen_engine(s, "lipsync")},
+    "lipsync": lambda s: {
+        "avatar": s["avatar"],
+        "lipsync": {**_chosen_engine(s, "lipsync"), "landmarks": s["lipsync"]["landmarks"]},
+    },
 }
 """What each job step reads from the job's settings (its rule's params)."""
 

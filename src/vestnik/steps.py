@@ -205,14 +205,16 @@ def render_chunk(
     out_timing: str,
     gpu: dict | None = None,
     threads: int = 1,
+    faces_json: str | None = None,
 ) -> None:
     """Render chunk `index` with the job's lip-sync engine and record when it ran.
 
     `gpu` is the config's `gpu:` block, for engines that take a device slot. `threads` caps
     OpenCV, PyTorch and the encoder, so that N chunk jobs side by side use N cores, not N x all.
+    `faces_json` is the avatar's faces file (`fit_faces`); without it the faces are found here.
     """
     from vestnik.avatar import load_avatar
-    from vestnik.lipsync import make_engine
+    from vestnik.lipsync import job_faces, make_engine
     from vestnik.lipsync.chunk import ChunkJob
 
     started = time.time()
@@ -230,6 +232,7 @@ def render_chunk(
         n_frames=chunk.n_frames,
         fps=fps,
         events=speech["events"] or None,
+        faces=job_faces(settings["lipsync"], avatar, job, faces_json),
     )
     with media.FrameWriter(out_mp4, avatar.width, avatar.height, fps, threads) as writer:
         for frame in engine.render(work):
@@ -250,6 +253,25 @@ def render_chunk(
             "start": started,
             "end": time.time(),
         },
+    )
+
+
+def fit_faces(avatar_path: str, model: str, out_json: str, jobs: list[str]) -> None:
+    """Find an avatar's faces once (one fit for a still, tracked for a video) for every chunk
+    of every job in `jobs` that shows it; bad faces fail here, before any chunk renders."""
+    from vestnik.avatar import load_avatar
+    from vestnik.lipsync.face import track_faces, write_faces
+
+    names = ", ".join(jobs) or None
+    avatar = load_avatar(avatar_path, job=names)
+    started = time.perf_counter()
+    faces = track_faces(avatar, model, job=names)
+    seconds = time.perf_counter() - started
+    write_faces(out_json, avatar, model, faces)
+    log.info(
+        "%s: %d frame(s), %d with a face, %s landmarks in %.2f s (%.1f ms a frame)",
+        avatar_path, avatar.n_frames, sum(f is not None for f in faces), model, seconds,
+        1000 * seconds / avatar.n_frames,
     )
 
 

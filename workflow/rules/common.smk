@@ -140,3 +140,24 @@ def every_chunk_video(wildcards):
     otherwise stay missing."""
     videos = per_chunk(layout.CHUNK_VIDEO)
     return [video for job in JOBS for video in videos(SimpleNamespace(job=job))]
+
+
+def avatar_faces_file(wildcards):
+    """The faces file of the job's avatar (none when its mouth box is configured)."""
+    from vestnik.lipsync import faces_file
+
+    settings = checked_settings(wildcards.job)
+    path = faces_file(settings["lipsync"], settings["avatar"]) if settings else None
+    return [path] if path else []
+
+
+def avatars_by_slug():
+    """Avatar path and the jobs showing it, by the folder name of its faces files."""
+    from vestnik.lipsync.face import avatar_slug
+
+    found = {}
+    for job in JOBS:
+        settings = checked_settings(job)
+        if settings:
+            found.setdefault(avatar_slug(settings["avatar"]), (settings["avatar"], []))[1].append(job)
+    return found

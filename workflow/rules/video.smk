@@ -1,6 +1,24 @@
 # Chunk plan, per-chunk audio and video (in parallel), merged video and stats.
 
 
+rule avatar_faces:
+    input:
+        lambda wildcards: existing(avatars_by_slug()[wildcards.avatar][0]),
+    output:
+        layout.AVATAR_FACES,
+    wildcard_constraints:
+        model="dlib68|haar",
+    params:
+        avatar=lambda wildcards: avatars_by_slug()[wildcards.avatar][0],
+        jobs=lambda wildcards: avatars_by_slug()[wildcards.avatar][1],
+    conda:
+        LIGHT_ENV
+    log:
+        layout.AVATAR_FACES_LOG,
+    script:
+        "../scripts/avatar_faces.py"
+
+
 checkpoint plan_chunks:
     input:
         speech=layout.SPEECH_WAV,
@@ -19,7 +37,6 @@ checkpoint plan_chunks:
     script:
         "../scripts/plan_chunks.py"
 
-
 rule chunk_audio:
     input:
         speech=layout.SPEECH_WAV,
@@ -35,7 +52,6 @@ rule chunk_audio:
     script:
         "../scripts/chunk_audio.py"
 
-
 rule lipsync:
     input:
         unpack(engine_models("lipsync")),
@@ -43,6 +59,7 @@ rule lipsync:
         audio=layout.CHUNK_WAV,
         plan=layout.CHUNK_PLAN,
         speech=layout.SPEECH_JSON,
+        faces=avatar_faces_file,
     output:
         video=layout.CHUNK_VIDEO,
         timing=layout.CHUNK_TIMING,
@@ -60,7 +77,6 @@ rule lipsync:
         fill(layout.JOB_BENCHMARK, stage="lipsync_{i}")
     script:
         "../scripts/lipsync.py"
-
 
 rule merge:
     input:
@@ -85,7 +101,6 @@ rule merge:
         fill(layout.JOB_BENCHMARK, stage="merge")
     script:
         "../scripts/merge.py"
-
 
 rule stats:
     input:

@@ -17,5 +17,6 @@ run_step(
         snakemake.output.timing,
         gpu=snakemake.config.get("gpu"),  # not a param: slots never rerun a chunk
         threads=snakemake.threads,
+        faces_json=snakemake.input.faces[0] if snakemake.input.faces else None,
     ),
 )

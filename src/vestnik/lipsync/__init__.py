@@ -33,6 +33,51 @@ def make_engine(
     return spec.load()(block, job=job, gpu=gpu)
 
 
+def landmark_model(lipsync_settings: dict) -> str:
+    """The job's landmark model (`lipsync.landmarks`), its schema default when unset."""
+    from vestnik.config import block_schema
+
+    default = block_schema("lipsync")["properties"]["landmarks"]["default"]
+    return lipsync_settings.get("landmarks") or default
+
+
+def mouth_box(lipsync_settings: dict) -> object | None:
+    """The procedural engine's configured mouth box, which replaces face detection."""
+    if lipsync_settings["engine"] != "procedural":
+        return None
+    return (lipsync_settings.get("procedural") or {}).get("mouth_box")
+
+
+def faces_file(lipsync_settings: dict, avatar_path: str) -> str | None:
+    """The workflow's faces file for a job, or None when its mouth box is configured."""
+    from vestnik.lipsync.face import faces_path
+
+    if mouth_box(lipsync_settings) is not None:
+        return None
+    return faces_path(avatar_path, landmark_model(lipsync_settings))
+
+
+def job_faces(
+    lipsync_settings: dict, avatar: Avatar, job: str | None, faces_json: str | None = None
+) -> list:
+    """The faces a job's engine animates: from the faces file when given, else found here."""
+    from vestnik.lipsync.face import avatar_faces
+
+    return avatar_faces(
+        avatar,
+        landmark_model(lipsync_settings),
+        mouth_box=mouth_box(lipsync_settings),
+        faces_file=faces_json,
+        job=job,
+    )
+
+
 def check_engine(lipsync_settings: dict, avatar: Avatar, job: str) -> None:
-    """Fail early if the engine is unknown or cannot find what it needs in the avatar."""
+    """Fail early if the engine is unknown or cannot find what it needs in the avatar: an
+    unknown engine, bad settings, or a face that is missing, too small, turned aside or cut
+    by the frame (checked on the first frame; several faces warn and animate the largest)."""
+    from vestnik.lipsync.face import check_first_face
+
     make_engine(lipsync_settings, job=job).check(avatar)
+    if mouth_box(lipsync_settings) is None:
+        check_first_face(avatar, landmark_model(lipsync_settings), job)

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from vestnik.avatar import Avatar
+from vestnik.lipsync.face import Face
 
 
 @dataclass
@@ -17,7 +18,8 @@ class ChunkJob:
     time `audio_start` seconds. Global frame k covers [k / fps, (k + 1) / fps). Engines must
     derive everything from global times, so that a chunk renders exactly the frames that one
     long job would. `events` are speech.json events with global times, or None when the job's
-    input was a recording.
+    input was a recording. `faces` are the avatar's faces from the workflow's faces file (one
+    per avatar frame), or None for the engine to find them.
     """
 
     avatar: Avatar
@@ -28,6 +30,7 @@ class ChunkJob:
     n_frames: int
     fps: float
     events: list[dict] | None = None
+    faces: list[Face | None] | None = None
 
     @property
     def end_frame(self) -> int:

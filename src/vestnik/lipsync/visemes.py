@@ -1,4 +1,10 @@
-"""Mouth openness per video frame, from phoneme timings or from the audio envelope.
+"""Mouth shapes per video frame, from phoneme timings or from the audio.
+
+A frame's mouth is a few viseme channels, each 0..1: `open` (jaw and lips apart), `spread`
+(и, ы, е, э: corners out), `round` (о, у, ё, ю: corners in, lips forward), `press` (м, п, б:
+lips pressed together) and `labiodental` (ф, в: lower lip to the upper teeth). Coarticulation:
+each channel is smoothed with its own attack and release, and lip rounding or spreading starts
+on the consonants before its vowel (anticipation), as speakers do.
 
 Every value is a function of global times only, and the attack/release smoother restarts from
 a closed mouth a fixed number of frames before each frame instead of carrying state through
@@ -83,6 +89,54 @@ def phoneme_openness(name: str) -> float | None:
     if first in SIBILANT or core.startswith(("tS", "tʃ")):
         return SIBILANT_OPEN
     return CONSONANT_OPEN
+
+
+ROUNDED = frozenset({"o", "O", "u", "U", "u#", 'u"', "ju", "jo", "8", "ɔ", "ʊ", "ʉ", "ɵ"})
+SPREAD = {"i": 1.0, "I": 0.9, "I#": 0.9, "ji": 1.0, "y": 0.6, "e": 0.8, "je": 0.8, "E": 0.7,
+          "ɪ": 0.9, "ɨ": 0.6, "ɛ": 0.7, "æ": 0.4}  # fmt: skip
+"""How far each front vowel spreads the lip corners (и the most)."""
+CHANNELS = ("open", "spread", "round", "press", "labiodental")
+ANTICIPATION = 0.25
+"""Seconds before a vowel over which its rounding or spreading reaches back onto consonants."""
+CARRY = 0.7
+"""Share of a vowel's rounding or spreading that the consonants before it take on."""
+SHAPE_TIMING = {"attack": 0.06, "release": 0.08}
+"""Lip rounding and spreading move more slowly than the jaw."""
+PRESS_TIMING = {"attack": 0.02, "release": 0.02}
+"""Lips press and part quickly: a bilabial is short."""
+
+
+def _core(name: str) -> str:
+    return "".join(c for c in name.strip() if c not in STRESS_MARKS and c not in DROP_MARKS)
+
+
+def _lip_shape(core: str) -> tuple[float, float, float, float]:
+    """(spread, round, press, labiodental) targets of one phoneme's core symbol."""
+    if not core or core.startswith("_"):
+        return 0.0, 0.0, 0.0, 0.0
+    base = core[1:] if core[0] in "jJ" and len(core) > 1 else core
+    rounded = 1.0 if core in ROUNDED or base in ROUNDED or base[:1] in "oOuU" else 0.0
+    spread = SPREAD.get(core, SPREAD.get(base, SPREAD.get(base[:1], 0.0))) if not rounded else 0.0
+    if VOWEL_OPEN.get(core) is None and VOWEL_OPEN.get(base[:1]) is None:
+        spread = rounded = 0.0
+    press = 1.0 if core[0] in BILABIAL else 0.0
+    labiodental = 1.0 if core[0] in LABIODENTAL else 0.0
+    return spread, rounded, press, labiodental
+
+
+def is_vowel(name: str) -> bool:
+    """Whether an eSpeak NG phoneme (or IPA symbol) is a vowel."""
+    core = _core(name)
+    return bool(core) and (
+        VOWEL_OPEN.get(core) is not None
+        or (len(core) > 1 and core[0] in "aAeEoOiIuUyV@8" and VOWEL_OPEN.get(core[0]) is not None)
+        or (core[0] in "jJ" and VOWEL_OPEN.get(core) is not None)
+    )
+
+
+def is_stressed(name: str) -> bool:
+    """A vowel carrying primary stress ("'" or "ˈ")."""
+    return is_vowel(name) and any(c in "'ˈ" for c in name)
 
 
 def _kind(event: dict) -> str:
@@ -189,6 +243,63 @@ def _attack_release(raw: np.ndarray, warm: int, attack: float, release: float, f
     return state.astype(np.float32)
 
 
+def _phonemes(events: Iterable[dict]) -> list[tuple[float, float, str]]:
+    """(start, end, symbol) of the phoneme events, with ends filled as `_segments` does."""
+    return [
+        (start, end, symbol)
+        for start, end, symbol in _segments(
+            events, "phoneme", lambda e: None if e.get("symbol") is None else str(e["symbol"])
+        )
+    ]
+
+
+def _anticipated(phonemes: list[tuple[float, float, str]], channel: int):
+    """Segments of one lip-shape channel where consonants take on the next vowel's shape."""
+    segments = []
+    for i, (start, end, symbol) in enumerate(phonemes):
+        value = _lip_shape(_core(symbol))[channel]
+        if not is_vowel(symbol) and not _core(symbol).startswith("_"):
+            for later_start, _, later in phonemes[i + 1 :]:
+                if later_start - end > ANTICIPATION or _core(later).startswith("_"):
+                    break
+                if is_vowel(later):
+                    value = max(value, CARRY * _lip_shape(_core(later))[channel])
+                    break
+        segments.append((start, end, value))
+    return segments
+
+
+def visemes_from_events(
+    events: list[dict] | None,
+    start_frame: int,
+    n_frames: int,
+    fps: float,
+    *,
+    attack: float = 0.03,
+    release: float = 0.05,
+    lead: float = 0.02,
+) -> dict[str, np.ndarray]:
+    """Every viseme channel (float32, 0..1) for global frames [start_frame, +n_frames).
+
+    `open` is `openness_from_events`; the lip-shape channels come from the phoneme events
+    (word events alone give none: their lips stay neutral).
+    """
+    tracks = {
+        "open": openness_from_events(
+            events, start_frame, n_frames, fps, attack=attack, release=release, lead=lead
+        )
+    }
+    warm = _warmup(fps)
+    times = _sample_times(start_frame - warm, n_frames + warm, fps, lead)
+    phonemes = _phonemes(list(events or []))
+    for channel, name in enumerate(CHANNELS[1:]):
+        timing = PRESS_TIMING if name == "press" else SHAPE_TIMING
+        segments = _anticipated(phonemes, channel) if phonemes else []
+        raw = _track_values(times, segments, False).mean(axis=1)
+        tracks[name] = _attack_release(raw, warm, timing["attack"], timing["release"], fps)
+    return tracks
+
+
 def openness_from_events(
     events: list[dict] | None,
     start_frame: int,
@@ -227,16 +338,19 @@ def openness_from_audio(
     *,
     gate_db: float = -42.0,
     full_db: float = -16.0,
+    curve: float = 0.6,
     attack: float = 0.03,
     release: float = 0.05,
     lead: float = 0.02,
 ) -> np.ndarray:
     """Openness 0..1 (float32) per frame from the RMS of a Hann window centred on each frame.
 
-    The level maps linearly in dBFS from `gate_db` (closed; quieter is gated to 0) to `full_db`
-    (fully open). A fixed mapping, rather than normalising by a chunk's loudest frame, keeps
-    chunks in agreement. Samples outside `audio` count as silence, so a chunk matches a whole
-    run when its audio reaches CONTEXT_SECONDS beyond its frames (or the speech's ends).
+    The RMS maps linearly in amplitude from `gate_db` (closed; quieter is gated to 0) to
+    `full_db` (fully open), raised to `curve` (below 1 opens quiet syllables more): the lips'
+    aperture follows the amplitude envelope, as measured on speakers. A fixed mapping, rather
+    than normalising by a chunk's loudest frame, keeps chunks in agreement. Samples outside
+    `audio` count as silence, so a chunk matches a whole run when its audio reaches
+    CONTEXT_SECONDS beyond its frames (or the speech's ends).
     """
     warm = _warmup(fps)
     frames = np.arange(start_frame - warm, start_frame + n_frames, dtype=np.float64)
@@ -250,6 +364,6 @@ def openness_from_audio(
     padded[-lo : -lo + len(audio)] = np.asarray(audio, dtype=np.float64).reshape(-1)
     windows = padded[(first - lo)[:, None] + np.arange(len(taps))]
     power = (windows * windows * taps).sum(axis=1) / taps.sum()
-    level = 10.0 * np.log10(power + 1e-12)
-    raw = np.clip((level - gate_db) / (full_db - gate_db), 0.0, 1.0)
+    gate, full = 10.0 ** (gate_db / 20.0), 10.0 ** (full_db / 20.0)
+    raw = np.clip((np.sqrt(power) - gate) / (full - gate), 0.0, 1.0) ** curve
     return _attack_release(raw, warm, attack, release, fps)

@@ -79,14 +79,16 @@ class Wav2LipEngine:
         check_checkpoint(self.checkpoint, self.job)
         self.boxes(avatar)
 
-    def boxes(self, avatar: Avatar) -> list[Box]:
-        """The padded face box of every avatar frame (one entry for a still image)."""
+    def boxes(self, avatar: Avatar, faces: list | None = None) -> list[Box]:
+        """The padded face box of every avatar frame (one entry for a still image), from the
+        avatar's landmark faces when given (those the procedural engine warps)."""
         return face_boxes(
             avatar,
             self.pads,
             smooth=int(self.settings["smooth"]),
             max_gap=int(self.settings["max_face_gap"]),
             job=self.job,
+            found=None if faces is None else [None if f is None else f.box for f in faces],
         )
 
     def render(self, chunk: ChunkJob) -> Iterator[np.ndarray]:
@@ -95,7 +97,7 @@ class Wav2LipEngine:
         from vestnik.slots import device_slot
 
         check_checkpoint(self.checkpoint, self.job)
-        boxes = self.boxes(chunk.avatar)
+        boxes = self.boxes(chunk.avatar, chunk.faces)
         offset = round(chunk.audio_start * chunk.sample_rate)
         self._check_context(chunk, offset)
         mel, m0 = frame_mels(
@@ -213,11 +215,19 @@ def pad_box(face: Box, pads: list[float], width: int, height: int) -> Box:
 
 
 def face_boxes(
-    avatar: Avatar, pads: list[float], *, smooth: int, max_gap: int, job: str | None = None
+    avatar: Avatar,
+    pads: list[float],
+    *,
+    smooth: int,
+    max_gap: int,
+    job: str | None = None,
+    found: list[Box | None] | None = None,
 ) -> list[Box]:
-    """Padded face box per avatar frame: detected once per avatar file version (in-process
-    cache); a video's boxes get gaps filled (bounded by `max_gap`) and are smoothed."""
-    found = _detect_all(avatar)
+    """Padded face box per avatar frame: `found` boxes, else detected once per avatar file
+    version (in-process cache); a video's boxes get gaps filled (bounded by `max_gap`) and
+    are smoothed."""
+    if found is None:
+        found = _detect_all(avatar)
     boxes = fill_gaps(found, max_gap, avatar.path, job)
     if avatar.is_video:
         boxes = smooth_boxes(boxes, smooth)
