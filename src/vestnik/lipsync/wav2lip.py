@@ -279,7 +279,7 @@ class _Network:
     ):
         import torch
 
-        from vestnik.lipsync.wav2lip_model import load_wav2lip
+        from vestnik.lipsync.wav2lip_model import InferenceWav2Lip, load_wav2lip
 
         self.torch = torch
         self.device = torch.device(device)
@@ -289,7 +289,7 @@ class _Network:
         with _lock:
             model = _models.get(key)
         if model is None:
-            model = load_wav2lip(checkpoint, job=job).to(self.device)
+            model = InferenceWav2Lip(load_wav2lip(checkpoint, job=job)).to(self.device).eval()
             with _lock:
                 _models[key] = model
         self.model = model
