@@ -1,4 +1,5 @@
-# Chunk plan, per-chunk audio and video (in parallel), merged video and stats.
+# Chunk plan, per-chunk video (in parallel), merged video and stats. Priorities (job_priority)
+# make jobs finish in config order with each job's chunks rendering side by side.
 
 
 checkpoint plan_chunks:
@@ -10,6 +11,7 @@ checkpoint plan_chunks:
     params:
         settings=step_params("plan"),
         fps=FPS,
+    priority: job_priority("plan")
     conda:
         LIGHT_ENV
     log:
@@ -20,27 +22,11 @@ checkpoint plan_chunks:
         "../scripts/plan_chunks.py"
 
 
-rule chunk_audio:
-    input:
-        speech=layout.SPEECH_WAV,
-        plan=layout.CHUNK_PLAN,
-    output:
-        layout.CHUNK_WAV,
-    conda:
-        LIGHT_ENV
-    log:
-        fill(layout.JOB_LOG, step="chunk_audio_{i}"),
-    benchmark:
-        fill(layout.JOB_BENCHMARK, stage="split_{i}")
-    script:
-        "../scripts/chunk_audio.py"
-
-
 rule lipsync:
     input:
         unpack(engine_models("lipsync")),
         avatar=avatar_input,
-        audio=layout.CHUNK_WAV,
+        speech_wav=layout.SPEECH_WAV,
         plan=layout.CHUNK_PLAN,
         speech=layout.SPEECH_JSON,
     output:
@@ -50,6 +36,7 @@ rule lipsync:
         settings=step_params("lipsync"),
         fps=FPS,
     threads: 1
+    priority: job_priority("render")
     resources:
         gpu=device_slots("lipsync"),
     conda:
@@ -66,6 +53,10 @@ rule merge:
     input:
         videos=per_chunk(layout.CHUNK_VIDEO),
         speech=layout.SPEECH_WAV,
+        speech_json=layout.SPEECH_JSON,
+        timings=per_chunk(layout.CHUNK_TIMING),
+        tts=fill(layout.JOB_BENCHMARK, stage="tts"),
+        plan=fill(layout.JOB_BENCHMARK, stage="plan"),
     output:
         video=report(
             layout.FINAL_VIDEO,
@@ -75,8 +66,16 @@ rule merge:
             labels={"job": "{job}", "file": "final.mp4"},
         ),
         provenance=layout.PROVENANCE,
+        stats=report(
+            layout.STATS,
+            caption="../report/job_stats.rst",
+            category="Jobs",
+            subcategory="{job}",
+            labels={"job": "{job}", "file": "stats.json"},
+        ),
     params:
         record=provenance_record,
+    priority: job_priority("merge")
     conda:
         LIGHT_ENV
     log:
@@ -85,28 +84,3 @@ rule merge:
         fill(layout.JOB_BENCHMARK, stage="merge")
     script:
         "../scripts/merge.py"
-
-
-rule stats:
-    input:
-        final=layout.FINAL_VIDEO,
-        speech=layout.SPEECH_JSON,
-        timings=per_chunk(layout.CHUNK_TIMING),
-        tts=fill(layout.JOB_BENCHMARK, stage="tts"),
-        plan=fill(layout.JOB_BENCHMARK, stage="plan"),
-        split=per_chunk(fill(layout.JOB_BENCHMARK, stage="split_{i}")),
-        merge=fill(layout.JOB_BENCHMARK, stage="merge"),
-    output:
-        report(
-            layout.STATS,
-            caption="../report/job_stats.rst",
-            category="Jobs",
-            subcategory="{job}",
-            labels={"job": "{job}", "file": "stats.json"},
-        ),
-    conda:
-        LIGHT_ENV
-    log:
-        fill(layout.JOB_LOG, step="stats"),
-    script:
-        "../scripts/stats.py"

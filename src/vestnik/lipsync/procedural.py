@@ -11,6 +11,7 @@ once per mouth box.
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -150,6 +151,7 @@ class ProceduralEngine:
         self.interior = np.array(merged["interior_color"], dtype=np.float32)
         self.teeth_color = np.array(TEETH_COLOR, dtype=np.float32)
         self._geometries: dict[tuple, _Geometry] = {}
+        self.setup_seconds = 0.0
 
     def openness(self, chunk: ChunkJob) -> np.ndarray:
         """Mouth openness 0..1 for each frame of the chunk, from events or from the audio."""
@@ -224,8 +226,10 @@ class ProceduralEngine:
 
     def render(self, chunk: ChunkJob) -> Iterator[np.ndarray]:
         """Yield chunk.n_frames BGR uint8 frames of the avatar's size, one per global frame."""
+        started = time.perf_counter()
         boxes = find_mouth_box(chunk.avatar, self.mouth_box, job=self.job)
         openness = self.openness(chunk)
+        self.setup_seconds = time.perf_counter() - started
         for offset in range(chunk.n_frames):
             index = chunk.start_frame + offset
             yield self.draw(
