@@ -147,9 +147,10 @@ def _mkldnn_fusion_available() -> bool:
 class FusedConv(nn.Module):
     """One ConvBlock or UpBlock (or a bare convolution) as inference needs it.
 
-    BatchNorm is folded into the convolution's weight and bias (computed in float64), so a
-    block is one convolution: on the CPU a oneDNN call that also adds the residual and applies
-    the ReLU; elsewhere a plain convolution followed by in-place add and ReLU. A layer that
+    BatchNorm is folded into the convolution's weight and bias (the per-channel terms computed
+    in float64, one float32 product per weight), so a block is one convolution: on the CPU a
+    oneDNN call that also adds the residual and applies the ReLU; elsewhere a plain convolution
+    followed by in-place add and ReLU. A layer that
     maps its whole input to one pixel (the 3x3 -> 1x1 bottlenecks) or one pixel to a whole
     kernel (the first decoder step, 1x1 -> 3x3) is a matrix product. Channels-last in and out.
     """
@@ -164,15 +165,16 @@ class FusedConv(nn.Module):
     ):
         super().__init__()
         self.transposed = isinstance(conv, nn.ConvTranspose2d)
-        weight = conv.weight.detach().double()
-        bias = conv.bias.detach().double()
+        weight = conv.weight.detach().float()
+        bias = conv.bias.detach().float()
         if norm is not None:
             scale = norm.weight.detach().double() / torch.sqrt(
                 norm.running_var.detach().double() + norm.eps
             )
-            weight = weight * scale.view((1, -1, 1, 1) if self.transposed else (-1, 1, 1, 1))
             shift = norm.bias.detach().double()
-            bias = (bias - norm.running_mean.detach().double()) * scale + shift
+            bias = ((bias.double() - norm.running_mean.detach().double()) * scale + shift).float()
+            scale = scale.float()
+            weight = weight * scale.view((1, -1, 1, 1) if self.transposed else (-1, 1, 1, 1))
         self.stride = list(conv.stride)
         self.padding = list(conv.padding)
         self.dilation = list(conv.dilation)
@@ -356,8 +358,13 @@ def read_state(path: str | os.PathLike, *, job: str | None = None) -> dict[str, 
 
 
 def load_wav2lip(path: str | os.PathLike, *, job: str | None = None) -> Wav2Lip:
-    """Build the network and load a checkpoint strictly; any key or shape mismatch is refused."""
-    model = Wav2Lip()
+    """Build the network and load a checkpoint strictly; any key or shape mismatch is refused.
+
+    The network is built on the meta device and takes the file's tensors as they are, so no
+    random initialisation is computed only to be overwritten.
+    """
+    with torch.device("meta"):
+        model = Wav2Lip()
     state = read_state(path, job=job)
     problems = state_mismatches(model, state)
     if problems:
@@ -369,8 +376,8 @@ def load_wav2lip(path: str | os.PathLike, *, job: str | None = None) -> Wav2Lip:
             job=job,
             path=path,
         )
-    model.load_state_dict(state, strict=True)
-    return model.eval()
+    model.load_state_dict(state, strict=True, assign=True)
+    return model.float().eval()
 
 
 def save_checkpoint(
