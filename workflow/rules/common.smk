@@ -11,6 +11,7 @@ from vestnik import engines, layout
 from vestnik.config import check_job, job_input, step_settings
 from vestnik.errors import VestnikError
 from vestnik.layout import fill
+from vestnik.priorities import stage_priority
 from vestnik.provenance import job_provenance_inputs
 
 JOBS = sorted(config["jobs"])
@@ -35,26 +36,10 @@ for _job in JOBS if workflow.is_main_process else ():  # once, not in every job'
                   file=sys.stderr)
 
 
-STAGE_LEAD = {"merge": 20, "speech": 15, "plan": 6, "render": 0}
-"""Priority of a job's stage over its chunk renders; jobs are 10 apart (see job_priority)."""
-
-
 def job_priority(stage):
-    """Rule priority of one stage of a job: jobs finish in config order (JOB_ORDER, see
-    Snakefile) with each job's chunks rendering side by side.
-
-    With jobs 10 apart, job k's renders (0) outrank job k+1's plan (-4) but not its speech
-    (+5): the next speech is made while job k renders, its plan fills a core that job k's
-    chunks leave free, and job k+1's chunks (-10) wait behind the speech of job k+2 (-5), so
-    they start together instead of one core starting them while job k is still preparing.
-    A job's merge (+20) comes before any later job's work: the first video is out early.
-    """
-
-    def priority(wildcards):
-        rank = len(JOB_ORDER) - JOB_ORDER.index(wildcards.job)
-        return 10 * rank + STAGE_LEAD[stage]
-
-    return priority
+    """Rule priority of one stage of a job (see vestnik.priorities): jobs finish in config
+    order (JOB_ORDER, see Snakefile), each job's chunks rendering side by side."""
+    return lambda wildcards: stage_priority(JOB_ORDER, wildcards.job, stage)
 
 
 def existing(path):
