@@ -19,6 +19,7 @@ configfile: "config/config.yaml"
 # Every default comes from the schema (config/schema.yaml, shipped in the package); each job's
 # own entry is checked per job (workflow/rules/common.smk), so one bad job fails alone.
 validate_config(config)
+JOB_ORDER = list(config["jobs"])  # the order jobs are written in; they finish in it
 # Rules compare their params with the last run's as text: with sorted keys, a config that was
 # only reordered reruns nothing.
 SORTED_CONFIG = sort_keys(config)

@@ -14,6 +14,10 @@ Usage (from the repo root, on an otherwise idle machine):
    per second and the multiple of real time at the avatar's size (25 fps video), with and
    without the still avatar's one landmark fit, and the per-frame cost of tracking a video
    avatar (`--render-only` runs just this part).
+3. Overhead of each chunk job (from the timing records of the last unpinned `--cores 2` run, and
+   of a short wav2lip job with random weights, `--wav2lip-seconds`, 0 to skip): interpreter start
+   and imports, audio cut, avatar and engine construction, the engine's own preparation
+   (weights, face boxes) and rendering, and the overhead's share of the chunk jobs' time.
 """
 
 from __future__ import annotations
@@ -54,6 +58,48 @@ def time_stage(
         sys.exit(result.stderr[-3000:])
     records = [json.loads((folder / f"{i}.json").read_text()) for i in range(chunks)]
     return max(r["end"] for r in records) - min(r["start"] for r in records)
+
+
+def overhead(records: list[dict]) -> dict:
+    """Seconds per chunk (mean) spent in each phase of a chunk job, and the overhead share."""
+    phases = {"startup": [], "cut": [], "construct": [], "engine_setup": [], "render": []}
+    for r in records:
+        phases["startup"].append(r["start"] - r["process_start"])
+        phases["cut"].append(r["cut_seconds"])
+        phases["construct"].append(r["render_start"] - r["start"] - r["cut_seconds"])
+        phases["engine_setup"].append(r["setup_seconds"])
+        phases["render"].append(r["end"] - r["render_start"] - r["setup_seconds"])
+    whole = sum(r["end"] - r["process_start"] for r in records)
+    spent = whole - sum(phases["render"])
+    row = {name: round(sum(v) / len(v), 3) for name, v in phases.items()}
+    row["share"] = round(spent / whole, 3)
+    return row
+
+
+def wav2lip_overhead(seconds: float) -> dict:
+    """Chunk-job phases of a short wav2lip job (random weights, official checkpoint format)."""
+    import torch
+
+    from vestnik.lipsync.wav2lip_model import Wav2Lip, save_checkpoint
+
+    workdir = Path(tempfile.mkdtemp(prefix="vestnik-bench-w2l-"))
+    try:
+        torch.manual_seed(0)
+        checkpoint = workdir / "wav2lip.pth"
+        save_checkpoint(Wav2Lip(), checkpoint)
+        words = " ".join(["Сегодня хорошая погода."] * max(1, int(seconds / 1.5)))
+        config = base_config({"w2l": {
+            "text": words, "chunks": {"workers": 1},
+            "lipsync": {"engine": "wav2lip",
+                        "wav2lip": {"checkpoint": str(checkpoint), "batch_size": 16}},
+        }})
+        result = run_workflow(workdir, config, "results/jobs/w2l/chunks/0.mp4", cores=2)
+        if result.returncode != 0:
+            sys.exit(result.stderr[-3000:])
+        record = json.loads((workdir / "results/jobs/w2l/chunks/0.json").read_text())
+        return {"frames": record["frames"], **overhead([record])}
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
 
 
 def render_speed(seconds: float) -> dict:
@@ -126,6 +172,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=4)
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--render-only", action="store_true", help="only the render speed")
+    parser.add_argument("--wav2lip-seconds", type=float, default=6.0)
     args = parser.parse_args()
     if args.render_only:
         print_render_speed(20.0)
@@ -164,9 +211,15 @@ def main() -> None:
                 runs = ", ".join(f"{v:.2f}" for v in times[cores])
                 ratio = f"{best[1] / best[2]:.2f}x" if cores == 2 else ""
                 print(f"| {cpus} | {cores} | {best[cores]:.2f} | {runs} | {ratio} |")
+        folder = workdir / "results" / "jobs" / args.job / "chunks"
+        records = [json.loads((folder / f"{i}.json").read_text()) for i in range(len(plan))]
+        print(f"\nchunk-job phases, procedural, mean s per chunk: {json.dumps(overhead(records))}")
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 
+    if args.wav2lip_seconds > 0:
+        print(f"chunk-job phases, wav2lip (CPU, batch 16), one chunk: "
+              f"{json.dumps(wav2lip_overhead(args.wav2lip_seconds))}")
     print_render_speed(20.0)
 
 

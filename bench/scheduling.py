@@ -12,6 +12,12 @@ Usage (from the repo root; the end-to-end part wants an otherwise idle machine):
 4. End to end: the default config from scratch at `--cores 1` and at `--cores 2`, alternating,
    and their ratio. The load average (`os.getloadavg`, as in `uptime`) is recorded before and
    after each run; with a load above about 0.5 the machine was busy and the ratio says little.
+   Each job's stats.json speed-up and start-up overhead share, and the run's lip-sync row.
+5. Batch (--batch N): N one-sentence text jobs end to end at `--cores 2`, wall time per job;
+   with --baseline DIR (another checkout, e.g. `git archive main | tar -x -C DIR`) the same
+   config through that checkout's workflow too, the two runs alternating, and their ratio.
+
+    .venv/bin/python bench/scheduling.py --batch 100 --baseline DIR --skip-e2e --repeats 1
 """
 
 from __future__ import annotations
@@ -60,15 +66,18 @@ def generated_config(n: int) -> dict:
     return base_config(jobs)
 
 
-def snakemake(workdir: Path, config: dict | None, *args: str) -> tuple[float, str]:
-    """Run snakemake in `workdir` (writing `config` there first); (wall seconds, output)."""
+def snakemake(
+    workdir: Path, config: dict | None, *args: str, root: Path = ROOT
+) -> tuple[float, str]:
+    """Run snakemake in `workdir` (writing `config` there first) with the workflow of the
+    checkout `root`; (wall seconds, output)."""
     if config is not None:
         (workdir / "config").mkdir(parents=True, exist_ok=True)
         (workdir / "config" / "config.yaml").write_text(
             yaml.safe_dump(config, allow_unicode=True), encoding="utf-8"
         )
-    cmd = [str(SNAKEMAKE), "--snakefile", str(ROOT / "Snakefile"), *args]
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    cmd = [str(SNAKEMAKE), "--snakefile", str(root / "Snakefile"), *args]
+    env = {**os.environ, "PYTHONPATH": str(root / "src")}
     start = time.perf_counter()
     proc = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True, env=env)
     wall = time.perf_counter() - start
@@ -101,6 +110,53 @@ def dag_jobs(output: str) -> int:
     return int(match.group(1)) if match else 0
 
 
+def job_stats(workdir: Path) -> dict:
+    """Each job's speed-up and overhead share from its stats.json, and the run's lip-sync row."""
+    from vestnik.report import run_lipsync
+
+    every = [json.loads(p.read_text(encoding="utf-8"))
+             for p in sorted((workdir / "results" / "jobs").glob("*/stats.json"))]
+    return {
+        "jobs": {
+            s["job"]: {"chunks": s["chunks"], "speedup": s["speedup"],
+                       "overhead_share": (s.get("overhead") or {}).get("share"),
+                       "lipsync_parallel_s": s["seconds"]["lipsync_parallel"]}
+            for s in every
+        },
+        "run_lipsync": run_lipsync(every),
+    }
+
+
+def batch(count: int, baseline: Path | None, repeats: int, scratch: Path) -> dict:
+    """`count` one-sentence jobs at --cores 2 through this checkout (and `baseline`)."""
+    config = generated_config(count)
+    roots = {"this": ROOT, **({"baseline": baseline} if baseline else {})}
+    walls: dict[str, list[float]] = {name: [] for name in roots}
+    loads = []
+    for i in range(repeats):
+        for name, root in roots.items():
+            folder = scratch / f"batch_{name}_{i}"
+            before = load()
+            wall, _ = snakemake(folder, config, "--cores", "2", root=root)
+            loads.append({"run": f"{name} {i}", "before": before, "after": load()})
+            walls[name].append(wall)
+            print(f"batch of {count}, {name}: {wall:.1f} s, {wall / count:.2f} s per job "
+                  f"(load {before} -> {load()})", flush=True)
+            shutil.rmtree(folder)
+    result = {
+        "jobs": count,
+        "wall_s": {name: [round(w, 2) for w in ws] for name, ws in walls.items()},
+        "per_job_s": {name: round(statistics.median(ws) / count, 3) for name, ws in walls.items()},
+        "loads": loads,
+    }
+    if baseline:
+        result["baseline"] = str(baseline)
+        result["ratio_baseline_over_this"] = round(
+            statistics.median(walls["baseline"]) / statistics.median(walls["this"]), 3
+        )
+    return result
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--jobs", type=int, default=100, help="jobs in the generated config")
@@ -108,11 +164,18 @@ def main() -> None:
     parser.add_argument("--e2e-repeats", type=int, default=2, help="runs per core count")
     parser.add_argument("--skip-e2e", action="store_true", help="only the overhead figures")
     parser.add_argument("--out", type=Path, help="write the figures as JSON")
+    parser.add_argument("--batch", type=int, default=0, help="one-sentence jobs end to end")
+    parser.add_argument("--baseline", type=Path, help="another checkout to run the batch with")
+    parser.add_argument("--skip-overhead", action="store_true", help="skip parts 1-3")
     args = parser.parse_args()
 
     figures: dict = {"cpus": os.cpu_count(), "load_at_start": load()}
     scratch = Path(tempfile.mkdtemp(prefix="vestnik-sched-"))
     try:
+        if args.batch:
+            figures["batch"] = batch(args.batch, args.baseline, args.repeats, scratch)
+        if args.skip_overhead:
+            raise SystemExit(_finish(figures, args.out))
         figures["startup"] = timed(
             "snakemake --version", args.repeats,
             lambda: snakemake(scratch, None, "--version")[0],
@@ -145,6 +208,7 @@ def main() -> None:
         if not args.skip_e2e:
             walls: dict[int, list[float]] = {1: [], 2: []}
             loads = []
+            per_job = []
             for i in range(args.e2e_repeats):
                 for cores in (1, 2):
                     folder = scratch / f"e2e_{cores}_{i}"
@@ -154,6 +218,9 @@ def main() -> None:
                     walls[cores].append(wall)
                     print(f"end to end, --cores {cores}: {wall:.1f} s "
                           f"(load {before} -> {load()})", flush=True)
+                    if cores == 2:
+                        per_job.append(job_stats(folder))
+                        print(json.dumps(per_job[-1]), flush=True)
                     shutil.rmtree(folder)
             one, two = statistics.median(walls[1]), statistics.median(walls[2])
             figures["end_to_end"] = {
@@ -161,14 +228,20 @@ def main() -> None:
                 "cores_2_s": [round(w, 2) for w in walls[2]],
                 "ratio": round(one / two, 3),
                 "loads": loads,
+                "cores_2_stats": per_job,
             }
             print(f"end to end: median {one:.1f} s at 1 core, {two:.1f} s at 2 cores, "
                   f"ratio {one / two:.2f}", flush=True)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
+    _finish(figures, args.out)
+
+
+def _finish(figures: dict, out: Path | None) -> int:
     figures["load_at_end"] = load()
-    if args.out:
-        args.out.write_text(json.dumps(figures, indent=2) + "\n", encoding="utf-8")
+    if out:
+        out.write_text(json.dumps(figures, indent=2) + "\n", encoding="utf-8")
+    return 0
 
 
 if __name__ == "__main__":

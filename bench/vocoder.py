@@ -9,7 +9,14 @@ Speed is seconds of audio per wall-clock second (x real time); the median of `--
 Training: optimiser steps per second of the `tiny` config experiment and of the full V1 recipe
 (batch 4 x 2 accumulation, segment 8192, full-size discriminators) on random data.
 
+Official (--official DIR, a checkout of jik876/hifi-gan): its Generator with the same weights,
+weight norm removed as its inference.py does, against the project's exported generator (the
+fused inference path), called in turn in one process; reported are both speeds (best call),
+their ratio, the median of the per-round ratios and the largest output difference. Only this
+comparison runs in this mode.
+
 Usage:  python bench/vocoder.py [--threads N] [--seconds 4] [--repeats 3] [--out FILE]
+        python bench/vocoder.py --official DIR [--threads 1] [--repeats 7] [--out FILE]
 """
 
 from __future__ import annotations
@@ -80,6 +87,55 @@ def inference_speed(name: str, seconds: float, repeats: int) -> tuple[float, flo
     return audio_seconds / fast, audio_seconds / slow
 
 
+def official_generator_class(checkout: Path):
+    """The `Generator` class of an official checkout (its models.py imports its utils.py)."""
+    import importlib.util
+    import sys
+
+    if not (checkout / "models.py").is_file():
+        raise SystemExit(f"{checkout} is not a jik876/hifi-gan checkout (no models.py)")
+    sys.path.insert(0, str(checkout))
+    spec = importlib.util.spec_from_file_location("official_hifigan_models", checkout / "models.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.Generator
+
+
+def official_comparison(checkout: Path, seconds: float, repeats: int) -> list[str]:
+    """Markdown rows: official vs exported generator speed, same weights, in turn."""
+    import json
+    import types
+
+    official_class = official_generator_class(checkout)
+    frames = int(seconds * 22050 / 256)
+    audio_seconds = frames * 256 / 22050
+    rows = []
+    for name in ("v1", "v2", "v3"):
+        config = json.loads((checkout / f"config_{name}.json").read_text(encoding="utf-8"))
+        torch.manual_seed(0)
+        official = official_class(types.SimpleNamespace(**config))
+        ours = Generator.from_config(GENERATOR_CONFIGS[name])
+        ours.load_state_dict(official.state_dict(), strict=True)
+        official.eval().remove_weight_norm()
+        ours.eval().remove_weight_norm()
+        mel = torch.randn(1, 80, frames, generator=torch.Generator().manual_seed(1)) - 5.0
+        times: dict[str, list[float]] = {"official": [], "project": []}
+        with torch.inference_mode():
+            error = float((official(mel) - ours(mel)).abs().max())
+            for _ in range(repeats):
+                for label, net in (("official", official), ("project", ours)):
+                    start = time.perf_counter()
+                    net(mel)
+                    times[label].append(time.perf_counter() - start)
+        slow, fast = (min(times[k]) for k in ("official", "project"))
+        ratio = statistics.median(a / b for a, b in zip(times["official"], times["project"],
+                                                         strict=True))
+        rows.append(f"| {name.upper()} | {audio_seconds / slow:.2f} | {audio_seconds / fast:.2f} "
+                    f"| **{slow / fast:.2f}** | {ratio:.2f} | {error:.1e} |")
+        print(rows[-1], flush=True)
+    return rows
+
+
 def training_speed(block: dict, steps: int) -> float:
     """Optimiser steps per second of an experiment block on random segments."""
     config = resolve_experiment("bench", block)
@@ -106,8 +162,30 @@ def main() -> None:
     parser.add_argument("--tiny-steps", type=int, default=10)
     parser.add_argument("--v1-steps", type=int, default=2, help="0 skips the V1 recipe")
     parser.add_argument("--out", help="also write the markdown here")
+    parser.add_argument("--official", type=Path, help="a jik876/hifi-gan checkout to compare with")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    if args.official:
+        lines = [
+            f"Machine: {cpu_name()}, {os.cpu_count()} cores visible, torch {torch.__version__}, "
+            f"{args.threads} torch thread(s). Load average before: {load_average()}.",
+            "",
+            f"{args.seconds:g} s of audio per call, {args.repeats} calls each, in turn; speeds "
+            "are the best call's (the least disturbed on a shared machine), and the median of "
+            "the per-round ratios is given too:",
+            "",
+            "| generator | official, weight norm removed (x real time) | project, exported "
+            "(x real time) | project / official | median of round ratios | max abs difference |",
+            "|---|---|---|---|---|---|",
+            *official_comparison(args.official, args.seconds, args.repeats),
+            "",
+            f"Load average after: {load_average()}.",
+        ]
+        text = "\n".join(lines) + "\n"
+        print(text)
+        if args.out:
+            Path(args.out).write_text(text, encoding="utf-8")
+        return
 
     load_before = load_average()
     lines = [

@@ -3,6 +3,7 @@
 Usage (from the repo root):
     .venv/bin/python bench/wav2lip.py --device cpu [--out bench/wav2lip_cpu.json]
     .venv/bin/python bench/wav2lip.py --device cuda [--checkpoint resources/models/wav2lip_gan.pth]
+    .venv/bin/python bench/wav2lip.py --official DIR [--out bench/wav2lip_network_cpu.json]
 
 Weights are random unless --checkpoint is given: the work per frame is the same either way.
 Every measurement runs in fresh processes, so peak RSS is that of one instance.
@@ -12,6 +13,12 @@ Every measurement runs in fresh processes, so peak RSS is that of one instance.
    and 3 instances at once on GPU 0 (each its own process and slot, started together), at
    --gpu-batch; reported are the summed frames per second, peak RSS and peak GPU memory
    (torch's max_memory_reserved) per instance.
+0. Network (--official DIR, a checkout of Rudrabha/Wav2Lip): the official generator class, this
+   project's `Wav2Lip` and its inference form `InferenceWav2Lip`, all with the same weights, in
+   one process, called in turn round after round at each --network-batches size; reported are
+   the best and the median frames/s of each (on a shared machine the best call is the least
+   disturbed one), their ratios to the official network and the largest output difference.
+   Nothing else runs in this mode.
 2. Jobs (--device cuda, or --jobs on the CPU): a 30 s and a 60 s recording through snakemake
    with `lipsync.engine: wav2lip` and 3 chunks, at `--resources gpu=1` (chunks one after
    another) and `gpu=3` (three instances on the GPU at once); reported are the lip-sync stage's
@@ -188,6 +195,89 @@ def job_times(checkpoint: Path, seconds: float, gpus: int, device: str, cores: i
     }
 
 
+def official_wav2lip_class(checkout: Path):
+    """The `Wav2Lip` class of an official checkout, imported under a name of its own."""
+    import importlib.util
+
+    package = checkout / "models"
+    if not (package / "wav2lip.py").is_file():
+        sys.exit(f"{checkout} is not a Rudrabha/Wav2Lip checkout (no models/wav2lip.py)")
+    spec = importlib.util.spec_from_file_location(
+        "official_wav2lip_models", package / "__init__.py",
+        submodule_search_locations=[str(package)],
+    )
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module.Wav2Lip
+
+
+def trained_like_network(checkpoint: str | None):
+    """The project's network with checkpoint weights, or random ones whose BatchNorm layers
+    carry non-trivial statistics (fresh ones are identities, which would flatter folding)."""
+    import torch
+
+    from vestnik.lipsync.wav2lip_model import Wav2Lip, load_wav2lip
+
+    if checkpoint:
+        return load_wav2lip(checkpoint)
+    torch.manual_seed(0)
+    model = Wav2Lip().eval()
+    for layer in model.modules():
+        if isinstance(layer, torch.nn.BatchNorm2d):
+            layer.running_mean.uniform_(-0.2, 0.2)
+            layer.running_var.uniform_(0.3, 2.0)
+            layer.weight.data.uniform_(0.5, 1.5)
+            layer.bias.data.uniform_(-0.2, 0.2)
+    return model
+
+
+def network_comparison(checkout: Path, checkpoint: str | None, batches: list[int],
+                       rounds: int) -> list[dict]:
+    """Official vs project networks, same weights and inputs, called in turn each round."""
+    import statistics
+
+    import torch
+
+    from vestnik.lipsync.wav2lip_model import InferenceWav2Lip
+
+    ours = trained_like_network(checkpoint)
+    official = official_wav2lip_class(checkout)().eval()
+    official.load_state_dict(ours.state_dict(), strict=True)
+    networks = {"official": official, "project": ours, "inference": InferenceWav2Lip(ours).eval()}
+    rows = []
+    for batch in batches:
+        generator = torch.Generator().manual_seed(batch)
+        mel = torch.randn(batch, 1, 80, 16, generator=generator)
+        faces = torch.rand(batch, 6, 96, 96, generator=generator)
+        times: dict[str, list[float]] = {name: [] for name in networks}
+        with torch.inference_mode():
+            reference = official(mel, faces)
+            error = {name: float((net(mel, faces) - reference).abs().max())
+                     for name, net in networks.items()}
+            for _ in range(rounds):
+                for name, net in networks.items():
+                    start = time.perf_counter()
+                    net(mel, faces)
+                    times[name].append(time.perf_counter() - start)
+        best = {name: batch / min(t) for name, t in times.items()}
+        median = {name: batch / statistics.median(t) for name, t in times.items()}
+        row = {
+            "batch": batch,
+            "rounds": rounds,
+            "fps_best": {name: round(v, 2) for name, v in best.items()},
+            "fps_median": {name: round(v, 2) for name, v in median.items()},
+            "ratio_to_official": {name: round(v / best["official"], 3) for name, v in best.items()},
+            "median_ratio_to_official": {
+                name: round(v / median["official"], 3) for name, v in median.items()
+            },
+            "max_abs_diff": {name: float(f"{v:.3g}") for name, v in error.items()},
+        }
+        print(json.dumps(row), flush=True)
+        rows.append(row)
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
@@ -197,6 +287,10 @@ def main() -> None:
     parser.add_argument("--jobs", action="store_true", help="also time jobs on the CPU")
     parser.add_argument("--job-seconds", default="30,60")
     parser.add_argument("--out", help="write the results as JSON here")
+    parser.add_argument("--official", type=Path,
+                        help="a Rudrabha/Wav2Lip checkout: compare the networks (CPU) only")
+    parser.add_argument("--network-batches", default="1,16,32")
+    parser.add_argument("--rounds", type=int, default=7, help="timed calls per network")
     parser.add_argument("--instance", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--batch", type=int, default=1, help=argparse.SUPPRESS)
     parser.add_argument("--go", help=argparse.SUPPRESS)
@@ -207,6 +301,25 @@ def main() -> None:
         return
 
     load_before = os.getloadavg()
+    if args.official:
+        import torch
+
+        results = {
+            "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
+            "torch": torch.__version__,
+            "threads": torch.get_num_threads(),
+            "official_checkout": str(args.official),
+            "weights": args.checkpoint or "random, BatchNorm statistics perturbed",
+            "load_before": [round(x, 2) for x in load_before],
+            "network": network_comparison(
+                args.official, args.checkpoint,
+                [int(b) for b in args.network_batches.split(",")], args.rounds,
+            ),
+            "load_after": [round(x, 2) for x in os.getloadavg()],
+        }
+        if args.out:
+            Path(args.out).write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+        return
     results: dict = {
         "device": args.device,
         "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",

@@ -10,8 +10,11 @@ import pytest
 
 from vestnik.errors import VestnikError
 from vestnik.report import (
+    RUN_ROW,
     find_benchmarks,
+    jobs_table,
     read_benchmarks,
+    run_lipsync,
     summarize_rules,
     write_experiment_page,
     write_media_gallery,
@@ -104,6 +107,25 @@ def test_run_report_files(bench_tree):
     assert "<td>a</td>" in jobs and "lipsync_parallel_s" in jobs and "1.50" in jobs
 
 
+def test_whole_run_row_counts_overlapping_chunks_once(bench_tree):
+    paths = []
+    for job, spans in (("a", [[0.0, 4.0], [0.0, 3.0]]), ("b", [[3.5, 6.0], [10.0, 11.0]])):
+        path = bench_tree / f"{job}_stats.json"
+        path.write_text(json.dumps({
+            "job": job, "speech_seconds": 2.0, "chunks": len(spans), "engine": "procedural",
+            "seconds": {"lipsync_parallel": 1.0}, "speedup": 1.0, "lipsync_spans": spans,
+            "overhead": {"share": 0.2},
+        }), encoding="utf-8")
+        paths.append(path)
+    table = jobs_table(paths)
+    run = table[table["job"] == RUN_ROW].iloc[0]
+    # chunk time 4 + 3 + 2.5 + 1 = 10.5 s over the union [0, 6] + [10, 11] = 7 s
+    assert run["lipsync_sum_of_chunks_s"] == 10.5 and run["lipsync_parallel_s"] == 7.0
+    assert run["speedup"] == 1.5 and run["chunks"] == 4
+    assert list(table["overhead_share"][:2]) == [0.2, 0.2]
+    assert run_lipsync([{"job": "old"}]) is None  # stats without spans: no whole-run row
+
+
 def test_gallery_embeds_each_video(tmp_path):
     video, stats = tmp_path / "final.mp4", tmp_path / "stats.json"
     video.write_bytes(b"\x00\x00\x00\x18ftypmp42 not a real movie")
@@ -184,9 +206,10 @@ def test_report_has_runtime_chart_tables_and_gallery(report):
         assert entry["mime_type"] == mime
         assert words in re.sub(r"\s+", " ", entry["caption"])
     table = pd.read_csv(workdir / "results" / "report" / "benchmarks.tsv", sep="\t")
-    # news: tts, plan, merge + split and lipsync for 2 chunks; hello: the same with 1 chunk
-    assert len(table) == 7 + 5
-    assert set(table["rule"]) == {"tts", "plan_chunks", "chunk_audio", "lipsync", "merge"}
+    # news: tts, plan, merge + lipsync for 2 chunks; hello: the same with 1 chunk (a chunk job
+    # cuts its own audio and the merge writes the stats, so neither has a job of its own)
+    assert len(table) == 5 + 4
+    assert set(table["rule"]) == {"tts", "plan_chunks", "lipsync", "merge"}
     # Snakemake samples memory while a job runs; a job quicker than its first sample records 0.
     assert (table["s"] > 0).all() and (table["max_rss"] >= 0).all()
     assert (table["max_rss"] > 0).any()

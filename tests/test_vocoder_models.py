@@ -76,6 +76,25 @@ def test_output_is_256_samples_per_frame(generators, name):
             assert float(audio.abs().max()) <= 1.0
 
 
+@pytest.mark.parametrize("onednn", [True, False], ids=["onednn", "plain"])
+@pytest.mark.parametrize("name", ["v2", "v3"])
+def test_inference_path_matches_the_training_forward(generators, name, onednn, monkeypatch):
+    from vestnik.vocoder import models
+
+    plain = Generator.from_config(GENERATOR_CONFIGS[name])
+    plain.load_state_dict(generators[name].state_dict())
+    plain.remove_weight_norm().eval()
+    mel = torch.randn(2, 80, 9, generator=torch.Generator().manual_seed(3)) - 4.0
+    assert torch.is_grad_enabled()
+    expected = plain(mel).detach()  # autograd on: the layer-by-layer forward
+    if not onednn:
+        monkeypatch.setattr(models, "_onednn_fusion", lambda x: False)
+    with torch.inference_mode():
+        got = plain(mel)
+    assert float((got - expected).abs().max()) < 1e-5
+    assert float(expected.abs().max()) > 1e-3  # not a trivially silent output
+
+
 def test_tiny_experiment_generator_and_discriminators():
     block = {"generator": {"base": "v3", "upsample_initial_channel": 32},
              "discriminator_width": 0.125}

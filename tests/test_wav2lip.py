@@ -12,6 +12,8 @@ from vestnik.lipsync import wav2lip as w2l  # noqa: E402
 from vestnik.lipsync import wav2lip_audio as audio  # noqa: E402
 from vestnik.lipsync.chunk import ChunkJob  # noqa: E402
 from vestnik.lipsync.wav2lip_model import (  # noqa: E402
+    FusedConv,
+    InferenceWav2Lip,
     Wav2Lip,
     load_wav2lip,
     read_state,
@@ -53,6 +55,45 @@ def test_shapes(model):
         out = model(torch.zeros(2, 1, 80, 16), torch.rand(2, 6, 96, 96))
     assert out.shape == (2, 3, 96, 96)
     assert float(out.min()) >= 0.0 and float(out.max()) <= 1.0
+
+
+@pytest.fixture(scope="module")
+def trained_like():
+    """A network whose BatchNorm layers carry non-trivial statistics and affine terms, as a
+    trained checkpoint does (fresh ones are the identity and would hide folding mistakes)."""
+    torch.manual_seed(1)
+    net = Wav2Lip().eval()
+    for layer in net.modules():
+        if isinstance(layer, torch.nn.BatchNorm2d):
+            layer.running_mean.uniform_(-0.2, 0.2)
+            layer.running_var.uniform_(0.3, 2.0)
+            layer.weight.data.uniform_(0.5, 1.5)
+            layer.bias.data.uniform_(-0.2, 0.2)
+    return net
+
+
+@pytest.mark.parametrize("fused", [True, False], ids=["onednn", "plain"])
+@pytest.mark.parametrize("batch", [1, 3])
+def test_inference_form_matches_the_network(trained_like, fused, batch):
+    fast = InferenceWav2Lip(trained_like).eval()
+    layers = [m for m in fast.modules() if isinstance(m, FusedConv)]
+    assert len(layers) == 52  # 49 blocks + the split output head (2) + the RGB projection
+    for layer in layers:
+        layer.fused = fused and layer.fused
+    generator = torch.Generator().manual_seed(batch)
+    mel = torch.randn(batch, 1, 80, 16, generator=generator)
+    faces = torch.rand(batch, 6, 96, 96, generator=generator)
+    with torch.inference_mode():
+        expected = trained_like(mel, faces)
+        got = fast(mel, faces)
+    assert got.shape == expected.shape
+    assert float((got - expected).abs().max()) < 1e-5
+
+
+def test_inference_form_refuses_other_input_sizes(trained_like):
+    fast = InferenceWav2Lip(trained_like).eval()
+    with torch.inference_mode(), pytest.raises(ValueError, match="expected a"):
+        fast(torch.zeros(1, 1, 80, 16), torch.zeros(1, 6, 128, 128))
 
 
 def test_official_format_loads_with_and_without_prefix(model, checkpoint, tmp_path):

@@ -148,14 +148,21 @@ def plot_runtime_memory(table: pd.DataFrame, out_png: str | os.PathLike) -> None
     )
 
 
+RUN_ROW = "(whole run)"
+"""The jobs table's last row: the lip-sync stage of every job together."""
+
+
 def jobs_table(stats_paths: Iterable[str | os.PathLike]) -> pd.DataFrame:
-    """One row per job from its stats.json: speech length, chunks, stage seconds, speed-up."""
+    """One row per job from its stats.json: speech length, chunks, stage seconds, speed-up,
+    start-up overhead; then a row for the whole run's lip-sync stage (see run_lipsync)."""
     rows = []
+    every = []
     for path in stats_paths:
         try:
             stats = json.loads(Path(path).read_text(encoding="utf-8"))
         except (OSError, json.JSONDecodeError) as exc:
             raise VestnikError(f"cannot read job stats ({exc})", path=path) from exc
+        every.append(stats)
         row = {
             "job": stats["job"],
             "engine": stats.get("engine"),
@@ -164,8 +171,43 @@ def jobs_table(stats_paths: Iterable[str | os.PathLike]) -> pd.DataFrame:
         }
         row.update({f"{stage}_s": value for stage, value in stats.get("seconds", {}).items()})
         row["speedup"] = stats.get("speedup")
+        row["overhead_share"] = (stats.get("overhead") or {}).get("share")
         rows.append(row)
+    run = run_lipsync(every)
+    if run is not None:
+        rows.append({
+            "job": RUN_ROW,
+            "speech_s": sum(s.get("speech_seconds") or 0.0 for s in every),
+            "chunks": sum(s.get("chunks") or 0 for s in every),
+            "lipsync_parallel_s": run["wall_seconds"],
+            "lipsync_sum_of_chunks_s": run["chunk_seconds"],
+            "speedup": run["speedup"],
+        })
     return pd.DataFrame(rows)
+
+
+def run_lipsync(every_stats: Iterable[Mapping]) -> dict | None:
+    """The run's lip-sync stage: summed chunk time over the time any chunk was rendering
+    (the union of all jobs' chunk intervals), or None without chunk intervals."""
+    spans = sorted(
+        (float(a), float(b)) for stats in every_stats for a, b in stats.get("lipsync_spans", [])
+    )
+    if not spans:
+        return None
+    wall, (lo, hi) = 0.0, spans[0]
+    for start, end in spans[1:]:
+        if start > hi:
+            wall += hi - lo
+            lo, hi = start, end
+        else:
+            hi = max(hi, end)
+    wall += hi - lo
+    chunk_seconds = sum(end - start for start, end in spans)
+    return {
+        "wall_seconds": round(wall, 3),
+        "chunk_seconds": round(chunk_seconds, 3),
+        "speedup": round(chunk_seconds / wall, 3) if wall > 0 else None,
+    }
 
 
 def _html_page(title: str, note: str, table: pd.DataFrame) -> str:
@@ -252,7 +294,9 @@ def write_run_report(
         _html_page(
             "Stage seconds per job",
             "From each job's stats.json; lipsync_parallel is the chunks' wall time, "
-            "speedup = sum of chunk times / that wall time.",
+            "speedup = sum of chunk times / that wall time; overhead_share is the part of the "
+            f"chunk jobs' time spent starting and preparing. The {RUN_ROW} row counts every "
+            "chunk of the run over the time during which any chunk was rendering.",
             jobs_table(stats_paths),
         ),
     )

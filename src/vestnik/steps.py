@@ -186,20 +186,13 @@ def plan_job(
     return plan
 
 
-def cut_chunk(speech_wav: str, plan_tsv: str, index: int, out_wav: str) -> None:
-    """Write chunk `index`'s audio: its frames' span plus the planned context."""
-    chunk = chunking.read_plan(plan_tsv)[index]
-    samples = media.read_audio(speech_wav, SPEECH_RATE)
-    media.write_wav(out_wav, chunking.chunk_samples(samples, SPEECH_RATE, chunk), SPEECH_RATE)
-
-
 def render_chunk(
     job: str,
     settings: dict,
     fps: float,
     plan_tsv: str,
     index: int,
-    chunk_wav: str,
+    speech_wav: str,
     speech_json: str,
     out_mp4: str,
     out_timing: str,
@@ -209,9 +202,16 @@ def render_chunk(
 ) -> None:
     """Render chunk `index` with the job's lip-sync engine and record when it ran.
 
-    `gpu` is the config's `gpu:` block, for engines that take a device slot. `threads` caps
-    OpenCV, PyTorch and the encoder, so that N chunk jobs side by side use N cores, not N x all.
+    The chunk's audio (its frames' span plus the planned context) is cut from the job's speech
+    here, not by a job of its own: that would cost a process start for a few milliseconds of
+    work. `gpu` is the config's `gpu:` block, for engines that take a device slot. `threads`
+    caps OpenCV, PyTorch and the encoder, so that N chunk jobs side by side use N cores.
     `faces_json` is the avatar's faces file (`fit_faces`); without it the faces are found here.
+
+    The timing record says where the chunk's time went: `process_start` (the interpreter's
+    start), `start` (this step, imports done), `cut_seconds`, `render_start` (audio, avatar and
+    engine ready), `setup_seconds` (the engine's own preparation: weights, face detection) and
+    `end`.
     """
     from vestnik.avatar import load_avatar
     from vestnik.lipsync import job_faces, make_engine
@@ -220,12 +220,14 @@ def render_chunk(
     started = time.time()
     limit_threads(threads)
     chunk = chunking.read_plan(plan_tsv)[index]
+    audio = chunking.chunk_samples(media.read_audio(speech_wav, SPEECH_RATE), SPEECH_RATE, chunk)
+    cut_seconds = time.time() - started
     speech = json.loads(Path(speech_json).read_text(encoding="utf-8"))
     avatar = load_avatar(settings["avatar"], job=job)
     engine = make_engine(settings["lipsync"], job=job, gpu=gpu)
     work = ChunkJob(
         avatar=avatar,
-        audio=media.read_audio(chunk_wav, SPEECH_RATE),
+        audio=audio,
         sample_rate=SPEECH_RATE,
         audio_start=chunk.audio_start,
         start_frame=chunk.start_frame,
@@ -234,6 +236,7 @@ def render_chunk(
         events=speech["events"] or None,
         faces=job_faces(settings["lipsync"], avatar, job, faces_json),
     )
+    render_start = time.time()
     with media.FrameWriter(out_mp4, avatar.width, avatar.height, fps, threads) as writer:
         for frame in engine.render(work):
             writer.write(frame)
@@ -250,7 +253,11 @@ def render_chunk(
             "frames": chunk.n_frames,
             "engine": settings["lipsync"]["engine"],
             "device": getattr(engine, "device", "cpu"),
+            "process_start": process_start_time(),
             "start": started,
+            "cut_seconds": round(cut_seconds, 4),
+            "render_start": render_start,
+            "setup_seconds": round(getattr(engine, "setup_seconds", 0.0), 4),
             "end": time.time(),
         },
     )
@@ -273,6 +280,17 @@ def fit_faces(avatar_path: str, model: str, out_json: str, jobs: list[str]) -> N
         avatar_path, avatar.n_frames, sum(f is not None for f in faces), model, seconds,
         1000 * seconds / avatar.n_frames,
     )
+
+
+def process_start_time() -> float | None:
+    """When this process started (epoch seconds, 10 ms resolution), or None off Linux."""
+    try:
+        fields = Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()
+        ticks = int(fields[19])  # field 22, starttime: clock ticks after boot
+        age = time.clock_gettime(time.CLOCK_BOOTTIME) - ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError, AttributeError):
+        return None
+    return time.time() - age
 
 
 def limit_threads(threads: int) -> None:
@@ -314,12 +332,16 @@ def write_stats(
     timings: list[str],
     speech_json: str,
     out_json: str,
+    merge_seconds: float,
 ) -> dict:
-    """Per-stage seconds (from the rules' benchmark files), chunk count and parallel speed-up.
+    """Per-stage seconds, chunk count, parallel speed-up and start-up overhead of one job.
 
-    The lip-sync figures come from the chunks' own timing records, which leave out interpreter
-    start-up: the stage's wall time runs from the first chunk's start to the last chunk's end,
-    and its speed-up is the summed chunk time over that wall time, as in the original service log.
+    tts and plan come from their rules' benchmark files (process start-up included); `split` is
+    the chunks' audio cutting and `merge` the merge step's own time. The lip-sync figures come
+    from the chunks' timing records: the stage's wall time runs from the first chunk's start to
+    the last chunk's end, and its speed-up is the summed chunk time over that wall time, as in
+    the original service log. `overhead` is what the chunk jobs spent before rendering:
+    interpreter start and imports, then audio, avatar and engine set-up (weights, face boxes).
     """
     seconds = {
         stage: round(sum(_benchmark_seconds(p) for p in paths), 3)
@@ -335,14 +357,56 @@ def write_stats(
         "chunks": len(records),
         "engine": records[0]["engine"],
         "seconds": {
-            **{k: seconds[k] for k in ("tts", "plan", "split")},
+            **{k: seconds[k] for k in ("tts", "plan")},
+            "split": round(sum(r.get("cut_seconds", 0.0) for r in records), 3),
             "lipsync_parallel": round(wall, 3),
             "lipsync_sum_of_chunks": summed,
-            "merge": seconds["merge"],
+            "merge": round(merge_seconds, 3),
         },
         "speedup": round(summed / wall, 3) if wall > 0 else None,
+        "overhead": chunk_overhead(records),
+        "lipsync_spans": [[r["start"], r["end"]] for r in records],
     }
     stage_total = sum(v for k, v in stats["seconds"].items() if k != "lipsync_sum_of_chunks")
     stats["seconds"]["total"] = round(stage_total, 3)
     write_json(out_json, stats)
     return stats
+
+
+def chunk_overhead(records: list[dict]) -> dict:
+    """Seconds the chunk jobs spent before rendering, and their share of the jobs' whole time.
+
+    `startup`: interpreter start to the step (Python, imports); `setup`: the step to the first
+    frame's work (audio, avatar, engine construction and its own preparation).
+    """
+    starts = [r.get("process_start") for r in records]
+    if any(s is None for s in starts) or any("render_start" not in r for r in records):
+        return {"startup_seconds": None, "setup_seconds": None, "share": None}
+    startup = sum(r["start"] - s for r, s in zip(records, starts, strict=True))
+    setup = sum(r["render_start"] - r["start"] + r.get("setup_seconds", 0.0) for r in records)
+    whole = sum(r["end"] - s for r, s in zip(records, starts, strict=True))
+    return {
+        "startup_seconds": round(startup, 3),
+        "setup_seconds": round(setup, 3),
+        "share": round((startup + setup) / whole, 3) if whole > 0 else None,
+    }
+
+
+def finish_job(
+    job: str,
+    chunk_videos: list[str],
+    speech_wav: str,
+    out_mp4: str,
+    out_provenance: str,
+    record: tuple[dict, list[str], list[str]],
+    benchmarks: dict[str, list[str]],
+    timings: list[str],
+    speech_json: str,
+    out_stats: str,
+) -> dict:
+    """Merge the chunks (see merge_job), then write the job's stats: one process for both."""
+    started = time.perf_counter()
+    merge_job(chunk_videos, speech_wav, out_mp4, out_provenance, record)
+    return write_stats(
+        job, benchmarks, timings, speech_json, out_stats, time.perf_counter() - started
+    )

@@ -128,12 +128,21 @@ def load_state(path: str | os.PathLike, map_location: str | torch.device = "cpu"
 
 def read_torch_file(path: str | os.PathLike, what: str, *, job: str | None = None) -> Any:
     """A checkpoint file's object, tensors and plain types only (`weights_only=True`), so an
-    untrusted file cannot run code; a missing or unreadable file is a VestnikError naming it."""
+    untrusted file cannot run code; a missing or unreadable file is a VestnikError naming it.
+
+    Zip-format files (what torch.save writes) are memory-mapped: only the tensors used are read,
+    and processes loading the same file share its pages. Legacy files (the official Wav2Lip
+    checkpoints) are read whole.
+    """
+    import zipfile
+
     path = Path(path)
     if not path.is_file():
         raise VestnikError(f"{what} not found", job=job, path=path)
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        return torch.load(
+            path, map_location="cpu", weights_only=True, mmap=zipfile.is_zipfile(path)
+        )
     except Exception as exc:  # torch raises many types for corrupt or foreign files
         raise VestnikError(
             f"cannot read the {what}: not a readable torch checkpoint "

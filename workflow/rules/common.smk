@@ -11,6 +11,7 @@ from vestnik import engines, layout
 from vestnik.config import check_job, job_input, step_settings
 from vestnik.errors import VestnikError
 from vestnik.layout import fill
+from vestnik.priorities import stage_priority
 from vestnik.provenance import job_provenance_inputs
 
 JOBS = sorted(config["jobs"])
@@ -33,6 +34,12 @@ for _job in JOBS if workflow.is_main_process else ():  # once, not in every job'
         except VestnikError as _error:
             print(f"Vestnik: {_error}\n(this job fails at its tts step; the others run)",
                   file=sys.stderr)
+
+
+def job_priority(stage):
+    """Rule priority of one stage of a job (see vestnik.priorities): jobs finish in config
+    order (JOB_ORDER, see Snakefile), each job's chunks rendering side by side."""
+    return lambda wildcards: stage_priority(JOB_ORDER, wildcards.job, stage)
 
 
 def existing(path):

@@ -16,6 +16,7 @@ rule tts:
     params:
         settings=step_params("tts"),
         source=job_source,
+    priority: job_priority("speech")
     resources:
         gpu=device_slots("tts"),
     conda:

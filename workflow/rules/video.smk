@@ -1,4 +1,5 @@
-# Chunk plan, per-chunk audio and video (in parallel), merged video and stats.
+# Chunk plan, per-chunk video (in parallel), merged video and stats. Priorities (job_priority)
+# make jobs finish in config order with each job's chunks rendering side by side.
 
 
 rule avatar_faces:
@@ -28,6 +29,7 @@ checkpoint plan_chunks:
     params:
         settings=step_params("plan"),
         fps=FPS,
+    priority: job_priority("plan")
     conda:
         LIGHT_ENV
     log:
@@ -37,26 +39,12 @@ checkpoint plan_chunks:
     script:
         "../scripts/plan_chunks.py"
 
-rule chunk_audio:
-    input:
-        speech=layout.SPEECH_WAV,
-        plan=layout.CHUNK_PLAN,
-    output:
-        layout.CHUNK_WAV,
-    conda:
-        LIGHT_ENV
-    log:
-        fill(layout.JOB_LOG, step="chunk_audio_{i}"),
-    benchmark:
-        fill(layout.JOB_BENCHMARK, stage="split_{i}")
-    script:
-        "../scripts/chunk_audio.py"
 
 rule lipsync:
     input:
         unpack(engine_models("lipsync")),
         avatar=avatar_input,
-        audio=layout.CHUNK_WAV,
+        speech_wav=layout.SPEECH_WAV,
         plan=layout.CHUNK_PLAN,
         speech=layout.SPEECH_JSON,
         faces=avatar_faces_file,
@@ -67,6 +55,7 @@ rule lipsync:
         settings=step_params("lipsync"),
         fps=FPS,
     threads: 1
+    priority: job_priority("render")
     resources:
         gpu=device_slots("lipsync"),
     conda:
@@ -82,6 +71,10 @@ rule merge:
     input:
         videos=per_chunk(layout.CHUNK_VIDEO),
         speech=layout.SPEECH_WAV,
+        speech_json=layout.SPEECH_JSON,
+        timings=per_chunk(layout.CHUNK_TIMING),
+        tts=fill(layout.JOB_BENCHMARK, stage="tts"),
+        plan=fill(layout.JOB_BENCHMARK, stage="plan"),
     output:
         video=report(
             layout.FINAL_VIDEO,
@@ -91,8 +84,16 @@ rule merge:
             labels={"job": "{job}", "file": "final.mp4"},
         ),
         provenance=layout.PROVENANCE,
+        stats=report(
+            layout.STATS,
+            caption="../report/job_stats.rst",
+            category="Jobs",
+            subcategory="{job}",
+            labels={"job": "{job}", "file": "stats.json"},
+        ),
     params:
         record=provenance_record,
+    priority: job_priority("merge")
     conda:
         LIGHT_ENV
     log:
@@ -101,27 +102,3 @@ rule merge:
         fill(layout.JOB_BENCHMARK, stage="merge")
     script:
         "../scripts/merge.py"
-
-rule stats:
-    input:
-        final=layout.FINAL_VIDEO,
-        speech=layout.SPEECH_JSON,
-        timings=per_chunk(layout.CHUNK_TIMING),
-        tts=fill(layout.JOB_BENCHMARK, stage="tts"),
-        plan=fill(layout.JOB_BENCHMARK, stage="plan"),
-        split=per_chunk(fill(layout.JOB_BENCHMARK, stage="split_{i}")),
-        merge=fill(layout.JOB_BENCHMARK, stage="merge"),
-    output:
-        report(
-            layout.STATS,
-            caption="../report/job_stats.rst",
-            category="Jobs",
-            subcategory="{job}",
-            labels={"job": "{job}", "file": "stats.json"},
-        ),
-    conda:
-        LIGHT_ENV
-    log:
-        fill(layout.JOB_LOG, step="stats"),
-    script:
-        "../scripts/stats.py"

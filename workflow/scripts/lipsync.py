@@ -11,7 +11,7 @@ run_step(
         snakemake.params.fps,
         snakemake.input.plan,
         int(snakemake.wildcards.i),
-        snakemake.input.audio,
+        snakemake.input.speech_wav,
         snakemake.input.speech,
         snakemake.output.video,
         snakemake.output.timing,

@@ -1,15 +1,21 @@
-"""Snakemake adapter: merged video of one job."""
+"""Snakemake adapter: merged video, provenance and stats of one job."""
 
 from vestnik.runner import run_step
-from vestnik.steps import merge_job
+from vestnik.steps import finish_job
 
+inputs, output = snakemake.input, snakemake.output
 run_step(
     snakemake,
-    lambda: merge_job(
-        list(snakemake.input.videos),
-        snakemake.input.speech,
-        snakemake.output.video,
-        snakemake.output.provenance,
+    lambda: finish_job(
+        snakemake.wildcards.job,
+        list(inputs.videos),
+        inputs.speech,
+        output.video,
+        output.provenance,
         snakemake.params.record,
+        {"tts": [inputs.tts], "plan": [inputs.plan]},
+        list(inputs.timings),
+        inputs.speech_json,
+        output.stats,
     ),
 )

@@ -19,6 +19,8 @@ class Engine(Protocol):
     """
 
     device: str
+    setup_seconds: float
+    """Time the last render spent preparing (weights, face boxes, windows) before frame one."""
 
     def check(self, avatar: Avatar) -> None: ...
 

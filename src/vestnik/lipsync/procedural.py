@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import math
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -268,6 +269,7 @@ class ProceduralEngine:
         self.teeth_color = np.array(TEETH_COLOR, dtype=np.float32)
         self.tongue_color = np.array(TONGUE_COLOR, dtype=np.float32)
         self._meshes: dict[tuple, _Mesh] = {}
+        self.setup_seconds = 0.0
 
     # --- tracks ---------------------------------------------------------------------------
 
@@ -498,8 +500,11 @@ class ProceduralEngine:
 
     def render(self, chunk: ChunkJob) -> Iterator[np.ndarray]:
         """Yield chunk.n_frames BGR uint8 frames of the avatar's size, one per global frame."""
+        started = time.perf_counter()
         faces = self.faces(chunk)
-        for offset, pose in enumerate(self.poses(chunk)):
+        poses = self.poses(chunk)
+        self.setup_seconds = time.perf_counter() - started
+        for offset, pose in enumerate(poses):
             index = chunk.start_frame + offset
             yield self.draw(chunk.avatar.frame(index), faces[index % len(faces)], pose)
 

@@ -16,6 +16,7 @@ import functools
 import logging
 import os
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -73,6 +74,7 @@ class Wav2LipEngine:
         self.pads = [float(p) for p in self.settings["pads"]]
         self.precision = self.settings["precision"]
         self.device = "cpu"
+        self.setup_seconds = 0.0
 
     def check(self, avatar: Avatar) -> None:
         """Cheap checks before heavy work: the checkpoint exists and every frame has a face."""
@@ -96,6 +98,7 @@ class Wav2LipEngine:
         from vestnik.lipsync.wav2lip_audio import MEL_STEPS, frame_mels, mel_start
         from vestnik.slots import device_slot
 
+        started = time.perf_counter()
         check_checkpoint(self.checkpoint, self.job)
         boxes = self.boxes(chunk.avatar, chunk.faces)
         offset = round(chunk.audio_start * chunk.sample_rate)
@@ -106,6 +109,7 @@ class Wav2LipEngine:
         with device_slot(self.gpu, job=self.job) as device:
             self.device = device
             network = _Network(self.checkpoint, device, self.precision, self.batch_size, self.job)
+            self.setup_seconds = time.perf_counter() - started
             for first in range(chunk.start_frame, chunk.end_frame, self.batch_size):
                 frames = range(first, min(first + self.batch_size, chunk.end_frame))
                 windows = []
@@ -289,7 +293,7 @@ class _Network:
     ):
         import torch
 
-        from vestnik.lipsync.wav2lip_model import load_wav2lip
+        from vestnik.lipsync.wav2lip_model import InferenceWav2Lip, load_wav2lip
 
         self.torch = torch
         self.device = torch.device(device)
@@ -299,7 +303,7 @@ class _Network:
         with _lock:
             model = _models.get(key)
         if model is None:
-            model = load_wav2lip(checkpoint, job=job).to(self.device)
+            model = InferenceWav2Lip(load_wav2lip(checkpoint, job=job)).to(self.device).eval()
             with _lock:
                 _models[key] = model
         self.model = model

@@ -133,6 +133,188 @@ class Wav2Lip(nn.Module):
         return self.output_block(x)
 
 
+def _mkldnn_fusion_available() -> bool:
+    """Whether this torch build has oneDNN's fused convolution ops (the ones Inductor uses)."""
+    try:
+        return torch.backends.mkldnn.is_available() and all(
+            hasattr(torch.ops.mkldnn, name)
+            for name in ("_convolution_pointwise", "_convolution_transpose_pointwise")
+        )
+    except (AttributeError, RuntimeError):
+        return False
+
+
+class FusedConv(nn.Module):
+    """One ConvBlock or UpBlock (or a bare convolution) as inference needs it.
+
+    BatchNorm is folded into the convolution's weight and bias (the per-channel terms computed
+    in float64, one float32 product per weight), so a block is one convolution: on the CPU a
+    oneDNN call that also adds the residual and applies the ReLU; elsewhere a plain convolution
+    followed by in-place add and ReLU. A layer that
+    maps its whole input to one pixel (the 3x3 -> 1x1 bottlenecks) or one pixel to a whole
+    kernel (the first decoder step, 1x1 -> 3x3) is a matrix product. Channels-last in and out.
+    """
+
+    def __init__(
+        self,
+        conv: nn.Conv2d | nn.ConvTranspose2d,
+        norm: nn.BatchNorm2d | None = None,
+        *,
+        residual: bool = False,
+        relu: bool = True,
+    ):
+        super().__init__()
+        self.transposed = isinstance(conv, nn.ConvTranspose2d)
+        weight = conv.weight.detach().float()
+        bias = conv.bias.detach().float()
+        if norm is not None:
+            scale = norm.weight.detach().double() / torch.sqrt(
+                norm.running_var.detach().double() + norm.eps
+            )
+            shift = norm.bias.detach().double()
+            bias = ((bias.double() - norm.running_mean.detach().double()) * scale + shift).float()
+            scale = scale.float()
+            weight = weight * scale.view((1, -1, 1, 1) if self.transposed else (-1, 1, 1, 1))
+        self.stride = list(conv.stride)
+        self.padding = list(conv.padding)
+        self.dilation = list(conv.dilation)
+        self.output_padding = list(conv.output_padding) if self.transposed else []
+        self.kernel = tuple(conv.kernel_size)
+        self.residual = residual
+        self.relu = relu
+        self.fused = _mkldnn_fusion_available()
+        self.matrix = not any(self.padding) and max(self.kernel) > 1 and (
+            not self.transposed or (self.stride == [1, 1] and not any(self.output_padding))
+        )
+        if self.matrix and self.transposed:  # (Cin, kh * kw * Cout): x (B, Cin) @ it
+            weight = weight.permute(0, 2, 3, 1).reshape(weight.shape[0], -1)
+            bias = bias.repeat(self.kernel[0] * self.kernel[1])
+        elif self.matrix:  # (kh * kw * Cin, Cout): channels-last x flattened @ it
+            weight = weight.permute(2, 3, 1, 0).reshape(-1, weight.shape[0])
+        self.register_buffer("weight", _channels_last(weight.float()))
+        self.register_buffer("bias", bias.float())
+
+    @classmethod
+    def of_block(cls, block: ConvBlock | UpBlock) -> FusedConv:
+        conv, norm = block.conv_block
+        return cls(conv, norm, residual=getattr(block, "residual", False))
+
+    def forward(self, x: torch.Tensor, add: torch.Tensor | None = None) -> torch.Tensor:
+        """relu(conv(x) + [x if residual] + [add])."""
+        other = x if self.residual else add
+        if self.matrix:
+            out = self._matmul(x)
+        elif self.fused and x.device.type == "cpu" and x.dtype == torch.float32:
+            return self._onednn(x, other)
+        elif self.transposed:
+            out = nn.functional.conv_transpose2d(
+                x, self.weight, self.bias, self.stride, self.padding, self.output_padding,
+                1, self.dilation,
+            )
+        else:
+            out = nn.functional.conv2d(
+                x, self.weight, self.bias, self.stride, self.padding, self.dilation
+            )
+        if other is not None:
+            out = out.add_(other) if out.dtype == other.dtype else out + other
+        return out.relu_() if self.relu else out
+
+    def _matmul(self, x: torch.Tensor) -> torch.Tensor:
+        batch, _, height, width = x.shape
+        if self.transposed:
+            if (height, width) != (1, 1):
+                raise ValueError(f"expected a 1x1 input, got {height}x{width}")
+            out = torch.addmm(self.bias, x.reshape(batch, -1), self.weight)
+            return out.view(batch, *self.kernel, -1).permute(0, 3, 1, 2)
+        if (height, width) != self.kernel:
+            raise ValueError(f"expected a {self.kernel} input, got {height}x{width}")
+        out = torch.addmm(self.bias, x.permute(0, 2, 3, 1).reshape(batch, -1), self.weight)
+        return out.view(batch, -1, 1, 1)
+
+    def _onednn(self, x: torch.Tensor, other: torch.Tensor | None) -> torch.Tensor:
+        mkldnn = torch.ops.mkldnn
+        unary = "relu" if self.relu else "none"
+        if self.transposed:
+            out = mkldnn._convolution_transpose_pointwise(
+                x, self.weight, self.bias, self.padding, self.output_padding, self.stride,
+                self.dilation, 1, unary if other is None else "none", [], "",
+            )
+            if other is None:
+                return out
+            out = out.add_(other)
+            return out.relu_() if self.relu else out
+        if other is not None:
+            return mkldnn._convolution_pointwise.binary(
+                x, other, self.weight, self.bias, self.padding, self.stride, self.dilation,
+                1, "add", 1.0, unary, [], "",
+            )
+        return mkldnn._convolution_pointwise(
+            x, self.weight, self.bias, self.padding, self.stride, self.dilation, 1, unary, [], ""
+        )
+
+
+def _channels_last(tensor: torch.Tensor) -> torch.Tensor:
+    return tensor.contiguous(memory_format=torch.channels_last) if tensor.dim() == 4 else tensor
+
+
+class InferenceWav2Lip(nn.Module):
+    """The Wav2Lip generator for inference: the same function as `Wav2Lip`, built from one.
+
+    Every block is a FusedConv and activations stay channels-last. The last U-Net skip is
+    not concatenated: the output block's first convolution is split by input channels into
+    one over the decoder's features and one over the skip, whose result the first adds in
+    its fused op. Equal to `Wav2Lip` up to float32 rounding (about 1e-6 on outputs in [0, 1]).
+    """
+
+    def __init__(self, model: Wav2Lip):
+        super().__init__()
+        self.face_encoder = nn.ModuleList(
+            nn.ModuleList(FusedConv.of_block(b) for b in stage)
+            for stage in model.face_encoder_blocks
+        )
+        self.audio_encoder = nn.ModuleList(FusedConv.of_block(b) for b in model.audio_encoder)
+        self.face_decoder = nn.ModuleList(
+            nn.ModuleList(FusedConv.of_block(b) for b in stage)
+            for stage in model.face_decoder_blocks
+        )
+        head, to_rgb = model.output_block[0], model.output_block[1]
+        conv, norm = head.conv_block
+        skip = model.face_encoder_blocks[0][0].conv_block[0].out_channels
+        main = conv.in_channels - skip
+        self.head_main = FusedConv(_input_slice(conv, 0, main), norm)
+        self.head_skip = FusedConv(_input_slice(conv, main, conv.in_channels), norm, relu=False)
+        self.head_skip.bias.zero_()  # the folded bias is added once, by head_main
+        self.to_rgb = FusedConv(to_rgb, relu=False)
+
+    def forward(self, mel: torch.Tensor, faces: torch.Tensor) -> torch.Tensor:
+        skips = []
+        x = faces.contiguous(memory_format=torch.channels_last)
+        for stage in self.face_encoder:
+            for layer in stage:
+                x = layer(x)
+            skips.append(x)
+        x = mel.contiguous(memory_format=torch.channels_last)
+        for layer in self.audio_encoder:
+            x = layer(x)
+        for stage in self.face_decoder[:-1]:
+            for layer in stage:
+                x = layer(x)
+            x = torch.cat((x, skips.pop()), dim=1)
+        for layer in self.face_decoder[-1]:
+            x = layer(x)
+        x = self.head_main(x, add=self.head_skip(skips.pop()))
+        return torch.sigmoid(self.to_rgb(x))
+
+
+def _input_slice(conv: nn.Conv2d, start: int, stop: int) -> nn.Conv2d:
+    """The part of `conv` that reads input channels start..stop (with its bias)."""
+    part = nn.Conv2d(stop - start, conv.out_channels, conv.kernel_size, conv.stride, conv.padding)
+    with torch.no_grad():
+        part.weight.copy_(conv.weight[:, start:stop])
+        part.bias.copy_(conv.bias)
+    return part
+
+
 def strip_prefix(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """Remove DataParallel's `module.` prefix where every key has it (official wav2lip.pth)."""
     if state and all(key.startswith(DP_PREFIX) for key in state):
@@ -176,8 +358,13 @@ def read_state(path: str | os.PathLike, *, job: str | None = None) -> dict[str, 
 
 
 def load_wav2lip(path: str | os.PathLike, *, job: str | None = None) -> Wav2Lip:
-    """Build the network and load a checkpoint strictly; any key or shape mismatch is refused."""
-    model = Wav2Lip()
+    """Build the network and load a checkpoint strictly; any key or shape mismatch is refused.
+
+    The network is built on the meta device and takes the file's tensors as they are, so no
+    random initialisation is computed only to be overwritten.
+    """
+    with torch.device("meta"):
+        model = Wav2Lip()
     state = read_state(path, job=job)
     problems = state_mismatches(model, state)
     if problems:
@@ -189,8 +376,8 @@ def load_wav2lip(path: str | os.PathLike, *, job: str | None = None) -> Wav2Lip:
             job=job,
             path=path,
         )
-    model.load_state_dict(state, strict=True)
-    return model.eval()
+    model.load_state_dict(state, strict=True, assign=True)
+    return model.float().eval()
 
 
 def save_checkpoint(

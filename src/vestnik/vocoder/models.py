@@ -139,6 +139,13 @@ class ResBlock1(nn.Module):
             x = xt + x
         return x
 
+    def inference(self, x: torch.Tensor, activated: torch.Tensor, onednn: bool) -> torch.Tensor:
+        """forward(x), given leaky_relu(x), with the activations and adds fused where possible."""
+        for j, (c1, c2) in enumerate(zip(self.convs1, self.convs2, strict=True)):
+            inner = activated if j == 0 else F.leaky_relu(x, LRELU_SLOPE)
+            x = _conv_add(c2, _conv_leaky_relu(c1, inner, onednn), x, onednn)
+        return x
+
 
 class ResBlock2(nn.Module):
     """Dilated convolutions with residuals, no inner undilated layer (V3)."""
@@ -155,6 +162,47 @@ class ResBlock2(nn.Module):
         for conv in self.convs:
             x = conv(F.leaky_relu(x, LRELU_SLOPE)) + x
         return x
+
+    def inference(self, x: torch.Tensor, activated: torch.Tensor, onednn: bool) -> torch.Tensor:
+        """forward(x), given leaky_relu(x), with the adds fused where possible."""
+        for j, conv in enumerate(self.convs):
+            x = _conv_add(conv, activated if j == 0 else F.leaky_relu(x, LRELU_SLOPE), x, onednn)
+        return x
+
+
+def _onednn_fusion(x: torch.Tensor) -> bool:
+    """Whether oneDNN's fused convolution ops (those Inductor uses) can take `x`."""
+    if x.device.type != "cpu" or x.dtype != torch.float32 or not torch.backends.mkldnn.enabled:
+        return False
+    try:
+        return torch.backends.mkldnn.is_available() and hasattr(
+            torch.ops.mkldnn._convolution_pointwise, "binary"
+        )
+    except (AttributeError, RuntimeError):
+        return False
+
+
+def _conv_leaky_relu(conv: nn.Conv1d, x: torch.Tensor, onednn: bool) -> torch.Tensor:
+    """leaky_relu(conv(x)) in one pass over the output on oneDNN."""
+    if onednn:
+        return torch.ops.mkldnn._convolution_pointwise(
+            x, conv.weight, conv.bias, list(conv.padding), list(conv.stride),
+            list(conv.dilation), conv.groups, "leaky_relu", [LRELU_SLOPE], "",
+        )
+    return F.leaky_relu_(conv(x), LRELU_SLOPE)
+
+
+def _conv_add(conv: nn.Conv1d, x: torch.Tensor, other: torch.Tensor, onednn: bool) -> torch.Tensor:
+    """conv(x) + other; oneDNN fuses the add for 2-D convolutions, so the 1-D one runs as
+    2-D over a height of one."""
+    if onednn:
+        out = torch.ops.mkldnn._convolution_pointwise.binary(
+            x.unsqueeze(2), other.unsqueeze(2), conv.weight.unsqueeze(2), conv.bias,
+            [0, conv.padding[0]], [1, conv.stride[0]], [1, conv.dilation[0]], conv.groups,
+            "add", 1.0, None, [], "",
+        )
+        return out.squeeze(2)
+    return conv(x).add_(other)
 
 
 class Generator(nn.Module):
@@ -214,6 +262,8 @@ class Generator(nn.Module):
         return cls(**{key: config[key] for key in GENERATOR_KEYS})
 
     def forward(self, mel: torch.Tensor) -> torch.Tensor:
+        if not (self.training or torch.is_grad_enabled() or self.has_weight_norm):
+            return self._inference(mel)
         x = self.conv_pre(mel)
         for i, up in enumerate(self.ups):
             x = up(F.leaky_relu(x, LRELU_SLOPE))
@@ -224,6 +274,23 @@ class Generator(nn.Module):
             x = fused / self.num_kernels
         x = F.leaky_relu(x)  # default slope 0.01 here, as in the official generator
         return torch.tanh(self.conv_post(x))
+
+    def _inference(self, mel: torch.Tensor) -> torch.Tensor:
+        """forward() with fewer passes over memory: in-place activations, each stage's
+        leaky_relu computed once for all its residual blocks, and on the CPU the residual adds
+        and inner activations done by the convolutions (oneDNN post-ops)."""
+        onednn = _onednn_fusion(mel)
+        x = self.conv_pre(mel)
+        for i, up in enumerate(self.ups):
+            x = up(F.leaky_relu_(x, LRELU_SLOPE))
+            activated = F.leaky_relu(x, LRELU_SLOPE)
+            blocks = self.resblocks[i * self.num_kernels : (i + 1) * self.num_kernels]
+            fused = blocks[0].inference(x, activated, onednn)
+            for resblock in blocks[1:]:
+                fused.add_(resblock.inference(x, activated, onednn))
+            x = fused.div_(self.num_kernels)
+        x = F.leaky_relu_(x)  # default slope 0.01
+        return torch.tanh_(self.conv_post(x))
 
     def remove_weight_norm(self) -> Generator:
         for module in self.modules():

@@ -1,0 +1,28 @@
+"""Snakemake rule priorities that make jobs finish in config order, each job's chunks together.
+
+Snakemake runs the ready job of highest priority whenever a core is free. Jobs are ranked by
+their place in the config, 10 apart; each stage of a job adds its lead over the job's chunk
+renders (0):
+
+- merge +20: a finished job's merge comes before any later job's work, so the first video is
+  out early;
+- speech +15: the next job's speech (k+1: +5 against job k's renders) is made while job k
+  renders, so it is ready when job k's chunks end;
+- plan +6: the next job's plan (-4) only takes a core that job k's chunks leave free.
+
+Job k+1's chunks (-10) rank below the speech of job k+2 (-5): a core that frees up while job k
+is still preparing takes that speech instead of starting job k+1's chunks, which would then
+interleave with job k's and spread over both jobs' wall time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+STAGE_LEAD = {"merge": 20, "speech": 15, "plan": 6, "render": 0}
+JOB_STEP = 10
+
+
+def stage_priority(order: Sequence[str], job: str, stage: str) -> int:
+    """Priority of `stage` of `job`, given the jobs in config order (higher runs first)."""
+    return JOB_STEP * (len(order) - list(order).index(job)) + STAGE_LEAD[stage]
