@@ -214,6 +214,8 @@ def test_ffmpeg_errors_keep_the_lines_that_explain_them(tmp_path):
     detail = media.report_detail(report)
     assert detail.startswith("[mov,mp4 @ 0x1] moov atom not found | [concat @ 0x2] Impossible")
     assert "frame=" not in detail and "built with" not in detail
+    unusual = "ffmpeg version 7\n  built with gcc\n  Stream #0:0: Video\nsomething odd\nframe= 1"
+    assert media.report_detail(unusual) == "something odd"
 
 
 # ------------------------------------------------------------------------------------------------

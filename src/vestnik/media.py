@@ -57,7 +57,11 @@ _PROBLEM_WORDS = re.compile(
     r"mismatch|unsupported|too large|no space|quota|killed",
     re.IGNORECASE,
 )
-_PROGRESS_LINE = re.compile(r"^(frame|size)=|^\s*(Stream|Input|Output|Duration|Metadata)\b")
+_PROGRESS_LINE = re.compile(
+    r"^(frame|size)=|^(Stream #|Input #|Output #|Duration:|Metadata:)"
+    r"|^(ffmpeg version|built with|configuration:|lib\w+\s+\d)"
+)
+"""Lines of the banner, the stream listing and progress: never the cause of a failure."""
 
 
 def report_detail(report: str) -> str:
