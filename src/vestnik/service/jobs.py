@@ -353,10 +353,10 @@ class JobManager:
         config = run_config(self.base_config, job_id, request, self.settings.project_dir)
         job = Job(job_id, request, self.settings.runs_dir / job_id, config)
         job.run_dir.mkdir(parents=True)
+        self.save_record(job)
         write_text(
             job.run_dir / "config" / "config.yaml", yaml.safe_dump(config, allow_unicode=True)
         )
-        self.save_record(job)
         self.jobs[job_id] = job
         if len(self.running) < self.concurrency:
             self._launch(job)
