@@ -350,7 +350,7 @@ def test_old_job_folders_are_removed_by_age(tmp_path):
     request = JobRequest("Привет.", 1, "espeak", "procedural", "", ROOT, "avatar.png")
     for name, finished in (("done", time.time() - 4000), ("recent", time.time()), ("live", None)):
         (runs / name).mkdir()
-        manager.jobs[name] = Job(name, request, runs / name, {}, finished=finished)
+        manager.jobs[name] = Job(name, request, runs / name, finished=finished)
     assert manager.remove_expired() == ["done"]
     assert sorted(manager.jobs) == ["live", "recent"] and not (runs / "done").exists()
 

@@ -82,7 +82,6 @@ class Job:
     id: str
     request: JobRequest
     run_dir: Path
-    config: dict
     state: str = "queued"
     created: float = field(default_factory=time.time)
     started: float | None = None
@@ -323,7 +322,7 @@ class JobManager:
         record = data["record"]
         return Job(
             id=data["job_id"], request=request_from_record(record["request"]),
-            run_dir=marker.parent, config={}, state=data["status"], created=data["created_at"],
+            run_dir=marker.parent, state=data["status"], created=data["created_at"],
             started=data["started_at"], finished=data["finished_at"], stats=data["stats"],
             error=data["error"], error_kind=data["error_kind"], log_tail=record["log_tail"],
             pid=record["pid"],
@@ -351,7 +350,7 @@ class JobManager:
             )
         job_id = new_job_id()
         config = run_config(self.base_config, job_id, request, self.settings.project_dir)
-        job = Job(job_id, request, self.settings.runs_dir / job_id, config)
+        job = Job(job_id, request, self.settings.runs_dir / job_id)
         job.run_dir.mkdir(parents=True)
         self.save_record(job)
         write_text(
