@@ -82,6 +82,8 @@ class Job:
     id: str
     request: JobRequest
     run_dir: Path
+    config: dict = field(default_factory=dict)
+    """The run's workflow config, as written to its folder's config/config.yaml."""
     state: str = "queued"
     created: float = field(default_factory=time.time)
     started: float | None = None
@@ -293,7 +295,7 @@ class JobManager:
         for marker in sorted(self.settings.runs_dir.glob(f"*/{MARKER}")):
             try:
                 job, service = self._job_from_record(marker)
-            except (OSError, ValueError, KeyError, TypeError) as exc:
+            except (OSError, ValueError, KeyError, TypeError, yaml.YAMLError) as exc:
                 log.warning("ignoring the unreadable job record %s: %s", marker, exc)
                 continue
             if job.id in self.jobs or (
@@ -320,9 +322,11 @@ class JobManager:
         if data["job_id"] != marker.parent.name:
             raise ValueError(f"the record is of job {data['job_id']!r}")
         record = data["record"]
+        config_file = marker.parent / "config" / "config.yaml"
+        config = yaml.safe_load(config_file.read_text("utf-8")) if config_file.is_file() else {}
         return Job(
             id=data["job_id"], request=request_from_record(record["request"]),
-            run_dir=marker.parent, state=data["status"], created=data["created_at"],
+            run_dir=marker.parent, config=config, state=data["status"], created=data["created_at"],
             started=data["started_at"], finished=data["finished_at"], stats=data["stats"],
             error=data["error"], error_kind=data["error_kind"], log_tail=record["log_tail"],
             pid=record["pid"],
@@ -350,7 +354,7 @@ class JobManager:
             )
         job_id = new_job_id()
         config = run_config(self.base_config, job_id, request, self.settings.project_dir)
-        job = Job(job_id, request, self.settings.runs_dir / job_id)
+        job = Job(job_id, request, self.settings.runs_dir / job_id, config)
         job.run_dir.mkdir(parents=True)
         self.save_record(job)
         write_text(
