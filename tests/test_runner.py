@@ -134,3 +134,18 @@ def test_status_names_the_weights_a_job_lacks(tmp_path):
     (tmp_path / "models").mkdir()
     (tmp_path / "models" / "w.pth").write_bytes(b"weights")
     assert missing_weights(config, "gan", tmp_path) == []
+
+
+def test_a_record_that_cannot_be_written_does_not_hide_the_error(tmp_path, monkeypatch):
+    import vestnik.runner
+
+    def full(path, obj):
+        raise VestnikError("could not write the file: the disk is full", path=path)
+
+    monkeypatch.setattr(vestnik.runner, "write_json", full)
+    smk = fake_job(tmp_path, "merge")
+    with pytest.raises(SystemExit) as exit_info:
+        run_step(smk, boom)
+    assert exit_info.value.code == 1
+    log = (tmp_path / "logs" / "merge.log").read_text(encoding="utf-8")
+    assert "KeyError: 'frames'" in log and "no error record written" in log

@@ -64,8 +64,8 @@ def _record_failure(smk: Any, kind: str, message: str, trace: str | None) -> Non
     }
     try:
         write_json(error_record(smk.output[0]), record)
-    except OSError as exc:  # a full disk must not hide the step's own error
-        log.error("could not write the error record: %s", exc)
+    except (OSError, VestnikError) as exc:  # a full disk must not hide the step's own error
+        log.warning("no error record written: %s", exc)
 
 
 def _forget_failure(smk: Any) -> None:
