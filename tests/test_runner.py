@@ -1,4 +1,4 @@
-"""Failed steps leave their reason in the job's log and in error.json; readers use the record."""
+"""Failed steps leave their reason in the job's log and in an error record; readers use it."""
 
 from __future__ import annotations
 
@@ -53,7 +53,7 @@ def test_an_unexpected_exception_reaches_the_log_and_the_record(tmp_path):
     assert exit_info.value.code == 1
     log = (tmp_path / "logs" / "lipsync.log").read_text(encoding="utf-8")
     assert "Traceback" in log and "KeyError: 'frames'" in log and "rule lipsync" in log
-    record = read_error_record(tmp_path / "results" / "jobs" / "j" / "chunks" / "error.json")
+    record = read_error_record(tmp_path / "results" / "jobs" / "j" / "chunks" / "0.error.json")
     assert record["kind"] == "internal" and record["rule"] == "lipsync"
     assert record["wildcards"] == {"job": "j", "i": "0"}
     assert "KeyError" in record["message"] and "in boom" in record["traceback"]
@@ -68,7 +68,7 @@ def test_a_refused_input_keeps_its_whole_message_and_a_later_success_clears_it(t
 
     with pytest.raises(SystemExit):
         run_step(smk, refuse)
-    path = tmp_path / "results" / "jobs" / "j" / "chunks" / "error.json"
+    path = tmp_path / "results" / "jobs" / "j" / "chunks" / "0.error.json"
     record = json.loads(path.read_text(encoding="utf-8"))
     assert record["kind"] == "input" and record["message"] == f"job 'j': {SCHEMA_ERROR}"
     assert record["traceback"] is None
