@@ -1,4 +1,4 @@
-"""Failed steps leave their reason in the job's log and in error.json; readers use the record."""
+"""Failed steps leave their reason in the job's log and in an error record; readers use it."""
 
 from __future__ import annotations
 
@@ -53,7 +53,7 @@ def test_an_unexpected_exception_reaches_the_log_and_the_record(tmp_path):
     assert exit_info.value.code == 1
     log = (tmp_path / "logs" / "lipsync.log").read_text(encoding="utf-8")
     assert "Traceback" in log and "KeyError: 'frames'" in log and "rule lipsync" in log
-    record = read_error_record(tmp_path / "results" / "jobs" / "j" / "chunks" / "error.json")
+    record = read_error_record(tmp_path / "results" / "jobs" / "j" / "chunks" / "0.error.json")
     assert record["kind"] == "internal" and record["rule"] == "lipsync"
     assert record["wildcards"] == {"job": "j", "i": "0"}
     assert "KeyError" in record["message"] and "in boom" in record["traceback"]
@@ -68,7 +68,7 @@ def test_a_refused_input_keeps_its_whole_message_and_a_later_success_clears_it(t
 
     with pytest.raises(SystemExit):
         run_step(smk, refuse)
-    path = tmp_path / "results" / "jobs" / "j" / "chunks" / "error.json"
+    path = tmp_path / "results" / "jobs" / "j" / "chunks" / "0.error.json"
     record = json.loads(path.read_text(encoding="utf-8"))
     assert record["kind"] == "input" and record["message"] == f"job 'j': {SCHEMA_ERROR}"
     assert record["traceback"] is None
@@ -134,3 +134,18 @@ def test_status_names_the_weights_a_job_lacks(tmp_path):
     (tmp_path / "models").mkdir()
     (tmp_path / "models" / "w.pth").write_bytes(b"weights")
     assert missing_weights(config, "gan", tmp_path) == []
+
+
+def test_a_record_that_cannot_be_written_does_not_hide_the_error(tmp_path, monkeypatch):
+    import vestnik.runner
+
+    def full(path, obj):
+        raise VestnikError("could not write the file: the disk is full", path=path)
+
+    monkeypatch.setattr(vestnik.runner, "write_json", full)
+    smk = fake_job(tmp_path, "merge")
+    with pytest.raises(SystemExit) as exit_info:
+        run_step(smk, boom)
+    assert exit_info.value.code == 1
+    log = (tmp_path / "logs" / "merge.log").read_text(encoding="utf-8")
+    assert "KeyError: 'frames'" in log and "no error record written" in log

@@ -108,9 +108,9 @@ def test_bad_jobs_fail_alone_and_clearly(rendered, job, message):
     assert re.search(message, log, re.S), log
     assert re.search(message, result.stderr, re.S)
     leftovers = [p.name for p in job_dir(workdir, job).glob("*")
-                 if p.name not in ("benchmarks", layout.ERROR_RECORD)]
+                 if p.name != "benchmarks" and not layout.is_error_record(p)]
     assert leftovers == []
-    record = json.loads((job_dir(workdir, job) / layout.ERROR_RECORD).read_text(encoding="utf-8"))
+    record = json.loads((job_dir(workdir, job) / "speech.error.json").read_text(encoding="utf-8"))
     assert record["kind"] == "input" and record["rule"] == "tts"
     assert re.search(message, record["message"], re.S)
 

@@ -93,8 +93,8 @@ EXPERIMENT_OUTPUTS = {
 TRAINED_MODEL = {"vocoder": VOCODER_GENERATOR, "acoustic": ACOUSTIC_MODEL}
 """The file a trained experiment of each kind is used through."""
 
-ERROR_RECORD = "error.json"
-"""Written by a failed step beside its first output (see vestnik.runner)."""
+ERROR_RECORD = "*.error.json"
+"""Glob of the records failed steps write beside their first output (see vestnik.runner)."""
 
 
 def outputs(declared: str | Path | Mapping[str, str | Path], names: Mapping[str, str]) -> dict:
@@ -118,5 +118,12 @@ def job_path(pattern: str, job: str, **wildcards: object) -> str:
 
 
 def error_record(output: str | Path) -> Path:
-    """The error record of the step whose first output is `output`."""
-    return Path(output).parent / ERROR_RECORD
+    """The error record of the step whose first output is `output`: `<its stem>.error.json`
+    beside it (`speech.error.json`, `chunks/3.error.json`), one per step, so steps failing side
+    by side never share a record."""
+    output = Path(output)
+    return output.parent / f"{output.stem}.error.json"
+
+
+def is_error_record(path: str | Path) -> bool:
+    return Path(path).name.endswith(".error.json")

@@ -1,6 +1,6 @@
 """Adapter between Snakemake `script:` jobs and vestnik steps: logging, clean errors, records.
 
-A failed step leaves `error.json` beside its first output (vestnik.layout.error_record): the
+A failed step leaves `<first output stem>.error.json` beside that output (vestnik.layout): the
 rule, the job's wildcards, whether the input was refused ("input", a VestnikError) or the code
 failed ("internal", with its traceback), and the log file. The service and `vestnik status`
 read these records instead of scraping logs; a step that later succeeds removes its own.
@@ -64,8 +64,8 @@ def _record_failure(smk: Any, kind: str, message: str, trace: str | None) -> Non
     }
     try:
         write_json(error_record(smk.output[0]), record)
-    except OSError as exc:  # a full disk must not hide the step's own error
-        log.error("could not write the error record: %s", exc)
+    except (OSError, VestnikError) as exc:  # a full disk must not hide the step's own error
+        log.warning("no error record written: %s", exc)
 
 
 def _forget_failure(smk: Any) -> None:

@@ -217,7 +217,7 @@ def missing_weights(config: dict, job: str, workdir: Path) -> list[str]:
 def _holds_results(folder: Path) -> bool:
     """False for a job folder that holds nothing but the records of failed steps."""
     files = [f for f in folder.rglob("*") if f.is_file()]
-    return not files or any(f.name != ERROR_RECORD for f in files)
+    return not files or any(not layout.is_error_record(f) for f in files)
 
 
 def _under(rows: list[Row], prefix: str) -> list[Row]:
