@@ -110,6 +110,7 @@ def render_speed(seconds: float) -> dict:
     import numpy as np
 
     from vestnik.avatar import load_avatar
+    from vestnik.config import engine_settings
     from vestnik.lipsync import face
     from vestnik.lipsync.chunk import ChunkJob
     from vestnik.lipsync.procedural import ProceduralEngine
@@ -122,7 +123,7 @@ def render_speed(seconds: float) -> dict:
     faces = face.track_faces(avatar, "dlib68")
     landmarks = time.perf_counter() - started
     text = (ROOT / "resources" / "texts" / "lecture.txt").read_text(encoding="utf-8")
-    speech = espeak.synthesize(text[:400])
+    speech = espeak.synthesize(text[:400], **engine_settings("tts", "espeak", {}))
     fps = 25
     n_frames = min(int(seconds * fps), int(speech.duration * fps))
     chunk = ChunkJob(

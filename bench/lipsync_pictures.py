@@ -23,11 +23,17 @@ import numpy as np  # noqa: E402
 
 from vestnik import media  # noqa: E402
 from vestnik.avatar import load_avatar  # noqa: E402
+from vestnik.config import engine_settings  # noqa: E402
 from vestnik.lipsync import quality  # noqa: E402
 from vestnik.lipsync.chunk import ChunkJob  # noqa: E402
 from vestnik.lipsync.face import avatar_faces  # noqa: E402
 from vestnik.lipsync.procedural import Pose, ProceduralEngine  # noqa: E402
 from vestnik.tts import espeak  # noqa: E402
+
+
+def speak(text: str):
+    return espeak.synthesize(text, **engine_settings("tts", "espeak", {}))
+
 
 VISEMES = [
     ("rest", Pose()),
@@ -69,7 +75,7 @@ def contact_sheet(out: Path) -> None:
 def clip(out: Path) -> None:
     avatar = load_avatar(ROOT / "resources" / "avatar.png")
     text = (ROOT / "resources" / "texts" / "lecture.txt").read_text(encoding="utf-8")
-    speech = espeak.synthesize(text.split(".")[0] + ". " + text.split(".")[1] + ".")
+    speech = speak(text.split(".")[0] + ". " + text.split(".")[1] + ".")
     fps = 25
     n = int(speech.duration * fps) + 10
     audio = np.concatenate([speech.samples, np.zeros(speech.sample_rate, dtype=np.float32)])

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from vestnik.avatar import load_avatar
+from vestnik.config import engine_settings
 from vestnik.errors import VestnikError
 from vestnik.lipsync import check_engine, faces_file, job_faces, life, quality
 from vestnik.lipsync.chunk import ChunkJob
@@ -28,6 +29,11 @@ from vestnik.lipsync.procedural import Pose, ProceduralEngine
 from vestnik.tts import espeak
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+def speak(text: str):
+    """eSpeak NG speech with the schema's default voice settings."""
+    return espeak.synthesize(text, **engine_settings("tts", "espeak", {}))
 ASTRONAUT = ROOT / "resources" / "avatar.png"
 SR = 22050
 FPS = 25.0
@@ -112,7 +118,7 @@ def test_coarticulation_rounds_the_consonants_before_a_rounded_vowel():
 
 def test_speech_render_meets_the_quality_targets(astronaut):
     """The default `greeting` job's text, rendered and measured with the independent fit."""
-    speech = espeak.synthesize(
+    speech = speak(
         "Здравствуйте! Меня зовут Вестник, и сегодня я расскажу вам главные новости."
     )
     n = int(speech.duration * FPS)
@@ -170,7 +176,7 @@ def test_blink_is_seen_by_the_independent_fit(astronaut, face):
 
 def test_chunks_equal_one_render_with_life(astronaut):
     """Blinks, drift and brows are functions of global time and the job's seed."""
-    speech = espeak.synthesize("Мама мыла раму.")
+    speech = speak("Мама мыла раму.")
     n = int(speech.duration * FPS) + 40
     audio = np.concatenate([speech.samples, np.zeros(2 * SR, dtype=np.float32)])
 
@@ -284,7 +290,7 @@ def test_video_avatar_chunks_equal_one_render(tmp_path, astronaut):
         writer.write(np.roll(astronaut.frame(0), 3 * i, axis=1))
     writer.release()
     video = load_avatar(tmp_path / "loop.avi")
-    speech = espeak.synthesize("Мама мыла раму.")
+    speech = speak("Мама мыла раму.")
     n = int(speech.duration * FPS)
     assert n > 10
 

@@ -166,5 +166,6 @@ def avatars_by_slug():
     for job in JOBS:
         settings = checked_settings(job)
         if settings:
-            found.setdefault(avatar_slug(settings["avatar"]), (settings["avatar"], []))[1].append(job)
+            path = settings["avatar"]
+            found.setdefault(avatar_slug(path), (path, []))[1].append(job)
     return found
