@@ -217,19 +217,12 @@ def trained_like_network(checkpoint: str | None):
     carry non-trivial statistics (fresh ones are identities, which would flatter folding)."""
     import torch
 
-    from vestnik.lipsync.wav2lip_model import Wav2Lip, load_wav2lip
+    from vestnik.lipsync.wav2lip_model import Wav2Lip, load_wav2lip, with_trained_statistics
 
     if checkpoint:
         return load_wav2lip(checkpoint)
     torch.manual_seed(0)
-    model = Wav2Lip().eval()
-    for layer in model.modules():
-        if isinstance(layer, torch.nn.BatchNorm2d):
-            layer.running_mean.uniform_(-0.2, 0.2)
-            layer.running_var.uniform_(0.3, 2.0)
-            layer.weight.data.uniform_(0.5, 1.5)
-            layer.bias.data.uniform_(-0.2, 0.2)
-    return model
+    return with_trained_statistics(Wav2Lip(), seed=0)
 
 
 def network_comparison(checkout: Path, checkpoint: str | None, batches: list[int],

@@ -18,6 +18,7 @@ from vestnik.lipsync.wav2lip_model import (  # noqa: E402
     load_wav2lip,
     read_state,
     save_checkpoint,
+    with_trained_statistics,
 )
 
 from .workflow_helpers import AVATAR  # noqa: E402
@@ -62,14 +63,7 @@ def trained_like():
     """A network whose BatchNorm layers carry non-trivial statistics and affine terms, as a
     trained checkpoint does (fresh ones are the identity and would hide folding mistakes)."""
     torch.manual_seed(1)
-    net = Wav2Lip().eval()
-    for layer in net.modules():
-        if isinstance(layer, torch.nn.BatchNorm2d):
-            layer.running_mean.uniform_(-0.2, 0.2)
-            layer.running_var.uniform_(0.3, 2.0)
-            layer.weight.data.uniform_(0.5, 1.5)
-            layer.bias.data.uniform_(-0.2, 0.2)
-    return net
+    return with_trained_statistics(Wav2Lip(), seed=1)
 
 
 @pytest.mark.parametrize("fused", [True, False], ids=["onednn", "plain"])

@@ -294,30 +294,21 @@ class ProceduralEngine:
         return tracks
 
     def _from_audio(self, chunk: ChunkJob) -> dict[str, np.ndarray]:
-        opened = openness_from_audio(
-            chunk.audio,
-            chunk.sample_rate,
-            chunk.audio_start,
-            chunk.start_frame,
-            chunk.n_frames,
-            chunk.fps,
-            gate_db=float(self.settings["gate_db"]),
-            full_db=float(self.settings["full_db"]),
-            curve=float(self.settings["loudness_curve"]),
-            **self.timing,
-        )
-        emphasis = openness_from_audio(
-            chunk.audio,
-            chunk.sample_rate,
-            chunk.audio_start,
-            chunk.start_frame,
-            chunk.n_frames,
-            chunk.fps,
-            gate_db=float(self.settings["gate_db"]),
-            full_db=float(self.settings["full_db"]),
-            curve=float(self.settings["loudness_curve"]),
-            **EMPHASIS_TIMING,
-        )
+        def loudness(timing: dict) -> np.ndarray:
+            return openness_from_audio(
+                chunk.audio,
+                chunk.sample_rate,
+                chunk.audio_start,
+                chunk.start_frame,
+                chunk.n_frames,
+                chunk.fps,
+                gate_db=float(self.settings["gate_db"]),
+                full_db=float(self.settings["full_db"]),
+                curve=float(self.settings["loudness_curve"]),
+                **timing,
+            )
+
+        opened, emphasis = loudness(self.timing), loudness(EMPHASIS_TIMING)
         zero = np.zeros_like(opened)
         return {"open": opened, "emphasis": emphasis, **{name: zero for name in LIP_CHANNELS}}
 

@@ -357,6 +357,24 @@ def read_state(path: str | os.PathLike, *, job: str | None = None) -> dict[str, 
     return strip_prefix(state)
 
 
+def with_trained_statistics(model: Wav2Lip, seed: int) -> Wav2Lip:
+    """`model` with random BatchNorm statistics and affine terms, as a trained checkpoint has
+    (fresh ones are identities, which would hide mistakes in folding them into convolutions):
+    for checks and benchmarks of the inference form without the official weights."""
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for layer in model.modules():
+            if isinstance(layer, nn.BatchNorm2d):
+                for tensor, (low, high) in (
+                    (layer.running_mean, (-0.2, 0.2)),
+                    (layer.running_var, (0.3, 2.0)),
+                    (layer.weight, (0.5, 1.5)),
+                    (layer.bias, (-0.2, 0.2)),
+                ):
+                    tensor.copy_(torch.empty_like(tensor).uniform_(low, high, generator=generator))
+    return model.eval()
+
+
 def load_wav2lip(path: str | os.PathLike, *, job: str | None = None) -> Wav2Lip:
     """Build the network and load a checkpoint strictly; any key or shape mismatch is refused.
 
