@@ -70,3 +70,31 @@ def espeak_corpus(tmp_path_factory):
         return built[key]
 
     return corpus
+
+@pytest.fixture(scope="session")
+def festvox_package():
+    """The unpacked festvox-ru package (real Russian speech), fetched once into a cache folder.
+
+    VESTNIK_FESTVOX_ROOT may name an unpacked copy; otherwise `apt-get download` fills
+    ~/.cache/vestnik/festvox-ru (never the repository). Skipped only where apt is missing.
+    """
+    import os
+    import shutil
+    import subprocess
+    from pathlib import Path
+
+    from vestnik.corpus import festvox
+    from vestnik.errors import VestnikError
+
+    if os.environ.get("VESTNIK_FESTVOX_ROOT"):
+        return Path(os.environ["VESTNIK_FESTVOX_ROOT"])
+    cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "vestnik/festvox-ru"
+    if shutil.which("apt-get") is None and not (cache / "unpacked").is_dir():
+        pytest.skip("festvox-ru needs apt-get (Debian/Ubuntu) or VESTNIK_FESTVOX_ROOT")
+    try:
+        return festvox.download(cache)
+    except VestnikError:
+        if os.geteuid() != 0:
+            raise
+        subprocess.run(["apt-get", "update"], capture_output=True, check=False)
+        return festvox.download(cache)

@@ -140,3 +140,44 @@ def test_speech_save_and_load_round_trip(sentence, tmp_path):
     assert loaded.events == sentence.events
     assert loaded.text == sentence.text
     np.testing.assert_allclose(loaded.samples, sentence.samples, atol=1 / 32768 + 1e-7)
+
+
+def _stressed_vowel_index(ipa: str) -> list[int]:
+    from vestnik.acoustic.symbols import VOWELS, tokenize
+
+    vowels = [s for s in tokenize(ipa).symbols if s.lstrip("ˈˌ") in VOWELS]
+    return [i for i, s in enumerate(vowels) if s.startswith("ˈ")]
+
+
+def test_every_marked_word_of_the_festvox_transcripts_is_stressed_where_marked(festvox_package):
+    """Each '+' of the real corpus's transcripts moves eSpeak's stress onto the marked vowel."""
+    from vestnik.corpus.festvox import read_transcripts, voice_dir
+    from vestnik.text.normalize import marked_words, normalize, stressed_vowel
+
+    lines = read_transcripts(voice_dir(festvox_package) / "etc" / "txt.done.data")
+    words = [w for _, text in lines if "+" in text
+             for w in marked_words(normalize(text, stress=True))]
+    assert len(words) >= 150
+    wrong = [(w, espeak.text_to_phonemes(w)) for w in words
+             if _stressed_vowel_index(espeak.text_to_phonemes(w)) != [stressed_vowel(w)]]
+    assert not wrong
+    moved = [w for w in words if _stressed_vowel_index(espeak.text_to_phonemes(
+        w.replace("\u0301", ""))) != [stressed_vowel(w)]]
+    assert moved  # eSpeak alone stresses some of them elsewhere ("волос", "замок")
+
+
+def test_stress_marks_set_stress_in_synthesis_and_are_not_read():
+    """'+' and U+0301 stress the marked vowel of the spoken word; nothing says 'плюс'."""
+    for text, word, vowel in (("Старый з+амок.", "замок", "'A"),
+                              ("Прядь вол+ос.", "волос", "'o"),
+                              ("Старый зам\u043e\u0301к.", "замок", "'o")):
+        speech = espeak.synthesize(text)
+        assert "плюс" not in speech.text and "\u0301" not in speech.text
+        spoken = next(e for e in _of(speech, "word") if e["text"] == word)
+        phonemes = [p["symbol"] for p in _of(speech, "phoneme")
+                    if spoken["start"] <= p["start"] < spoken["end"]]
+        stressed = [i for i, p in enumerate(phonemes) if p.startswith("'")]
+        assert len(stressed) == 1 and phonemes[stressed[0]] == vowel, phonemes
+        assert "p" not in phonemes[:1] and "pl'jus" not in "".join(phonemes)
+    ipa = espeak.text_to_phonemes("з\u0430\u0301мок, замо\u0301к.")
+    assert ipa == "zˈɑmʌk, zamˈok."

@@ -212,3 +212,41 @@ def test_any_text_normalises_to_digit_free_tidy_text(text):
     assert not re.search(r"\d", out)
     assert out == out.strip() and "  " not in out and "\n" not in out
     assert all(piece.strip() for piece in split_sentences(out, 40))
+
+
+@pytest.mark.parametrize(
+    ("text", "kept", "dropped"),
+    [
+        ("вол+ос", "воло\u0301с", "волос"),
+        ("+Окна", "О\u0301кна", "Окна"),
+        ("за\u0301мок", "за\u0301мок", "замок"),
+        ("з+амок и зам+ок", "за\u0301мок и замо\u0301к", "замок и замок"),
+        ("мно\u0301г\u0301о", "мно\u0301го", "много"),  # a mark after a consonant is dropped
+        ("сл+ово+ х+лоп", "сло\u0301во хлоп", "слово хлоп"),  # misplaced marks are dropped
+        ("гр+я\u0301ды", "гря\u0301ды", "гряды"),  # one mark per word
+        ("2+2", "два плюс два", "два плюс два"),  # arithmetic stays read
+        ("+5 °C", "плюс пять градусов Цельсия", "плюс пять градусов Цельсия"),
+        ("C++", "C плюс плюс", "C плюс плюс"),
+    ],
+)
+def test_stress_marks_are_kept_on_request_and_never_read(text, kept, dropped):
+    assert normalize(text, stress=True) == kept
+    assert normalize(text) == dropped
+
+
+def test_control_characters_inside_a_word_do_not_split_it():
+    assert normalize("при\x00вет, ми\x1bр\x07 конец") == "привет, мир конец"
+    assert normalize("слово\x00 слово") == "слово слово"
+    assert normalize("при\tвет") == "при вет"  # a tab is a space
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("1e10", "десять в степени десять"),
+        ("1E+6 раз", "десять в степени шесть раз"),
+        ("2,5e-3", "две целых пять десятых умножить на десять в степени минус три"),
+    ],
+)
+def test_scientific_notation_reads_as_a_number(text, expected):
+    assert normalize(text) == expected

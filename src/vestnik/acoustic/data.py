@@ -37,10 +37,10 @@ class Item:
 
 
 def text_ids(text: str, add_blank: bool) -> tuple[list[int], symbols.Tokens]:
-    """Model input ids of one raw text (normalised here) and its tokens."""
+    """Model input ids of one raw text (normalised here, stress marks kept) and its tokens."""
     from vestnik.text.normalize import normalize
 
-    tokens = symbols.text_tokens(normalize(text))
+    tokens = symbols.text_tokens(normalize(text, stress=True))
     ids = tokens.ids
     return (symbols.intersperse(ids) if add_blank else ids), tokens
 

@@ -141,13 +141,13 @@ class NeuralVoice:
     def synthesize(self, text: str, *, length_scale: float = 1.0, sentence_pause: float = 0.35,
                    max_chars: int = 300) -> Speech:
         """Speak Russian text: normalise, split into sentences, join them with pauses."""
-        from vestnik.text.normalize import normalize, split_sentences
+        from vestnik.text.normalize import normalize, split_sentences, strip_stress
 
         if not length_scale > 0:
             raise VestnikError(f"length_scale must be positive, not {length_scale}")
         if sentence_pause < 0:
             raise VestnikError(f"sentence_pause must not be negative, not {sentence_pause}")
-        normalized = normalize(text)
+        normalized = normalize(text, stress=True)
         if not any(ch.isalpha() for ch in normalized):
             raise VestnikError(f"nothing speakable in the text {text[:60]!r}")
         gap = np.zeros(int(round(sentence_pause * SAMPLE_RATE)), np.float32)
@@ -165,11 +165,12 @@ class NeuralVoice:
             start = offset / SAMPLE_RATE
             events.append({"type": "sentence", "start": round(start, 6),
                            "end": round((offset + piece.samples.size) / SAMPLE_RATE, 6),
-                           "text": piece.text})
+                           "text": strip_stress(piece.text)})
             events += phoneme_events(piece.tokens, piece.durations, start)
             audio.append(piece.samples)
             offset += piece.samples.size
         symbols.warn_unknown(self._unknown, "the text")
         if not audio:
             raise VestnikError(f"no phonemes in the text {text[:60]!r}")
-        return Speech(np.concatenate(audio), SAMPLE_RATE, events, normalized, "neural")
+        return Speech(np.concatenate(audio), SAMPLE_RATE, events, strip_stress(normalized),
+                      "neural")

@@ -3,6 +3,8 @@
 Every TTS engine reads the output of `normalize`, so engines see words and punctuation only:
 numbers are spelled out in the case and gender their noun asks for, units, currencies and common
 abbreviations are expanded, quotes and control characters are dropped and dashes become pauses.
+Stress marks ('+' before a vowel, U+0301 after it) are kept on request, as U+0301 after the
+stressed vowel, for the engines that set a word's stress from them; they are never read aloud.
 """
 
 from __future__ import annotations
@@ -615,10 +617,23 @@ def _year_case(prev: str, prep_cases: tuple[str, ...]) -> str:
 # Other passes.
 
 _QUOTES_RE = re.compile("[«»„“”‟\"‘’‚‛`]")
+STRESS = "\u0301"
+"""The canonical stress mark in normalised text: a combining acute after the stressed vowel."""
+RUSSIAN_VOWELS = "аеёиоуыэюяАЕЁИОУЫЭЮЯ"
+_CYRILLIC = "а-яёА-ЯЁ"
+_PLUS_STRESS_RE = re.compile(rf"(?:(?<![\w+])|(?<=[{_CYRILLIC}]))\+([{RUSSIAN_VOWELS}])")
+_STRAY_PLUS_RE = re.compile(rf"(?<=[{_CYRILLIC}])\+(?=[{_CYRILLIC}])|(?<=[{_CYRILLIC}])\+(?![\w+])")
+_STRESS_AFTER_VOWEL_RE = re.compile(rf"(?<=[{RUSSIAN_VOWELS}])\u0301")
 _ACCENTS_RE = re.compile("[\u0300\u0301]")
+_ACUTE_NOT_AFTER_VOWEL_RE = re.compile(rf"(?<![{RUSSIAN_VOWELS}])\u0301")
+_MARKED_WORD_RE = re.compile(rf"[{_CYRILLIC}\u0301]+")
+_HELD = "\uf8ff"  # a private-use character holds a mark's place while marks are sorted out
+_HELD_WORD_RE = re.compile(rf"[{_CYRILLIC}{_HELD}]+")
+_CONTROL_IN_WORD_RE = re.compile(r"(?<=[^\W\d_])[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]+(?=[^\W\d_])")
 _INVISIBLE_RE = re.compile("[\u00ad\u200b\u200c\u200d\u2060\ufeff]")
 _SPACES_RE = re.compile(r"[^\S\n]+")
 _THOUSANDS_RE = re.compile(r"(?<![\d.,])(\d{1,3})((?:[ \u00a0\u202f\u2009]\d{3})+)(?![\d]|[.,]\d)")
+_SCIENTIFIC_RE = re.compile(r"(?<![\w.,])(\d+(?:[.,]\d+)?)[eE]([-−+]?\d{1,3})(?!\w)")
 _DATE_RE = re.compile(r"(?<![\d.])(\d{1,2})\.(\d{1,2})\.(\d{4})(?![\d])")
 _TIME_RE = re.compile(r"(?<![\d:])([01]?\d|2[0-3]):([0-5]\d)(?![\d:])")
 _PREFIX_CURRENCY_RE = re.compile(
@@ -698,10 +713,53 @@ _SPACE_AFTER_PUNCT_RE = re.compile(r"([,;:!?…])(?=[^\W\d_])")
 _DIGITS_RE = re.compile(r"\d+")
 
 
-def _clean(text: str) -> str:
-    text = unicodedata.normalize("NFC", text)
+def _stress_marks(text: str) -> str:
+    """'+' before a vowel and U+0301 after it -> U+0301 after it; other marks dropped.
+
+    A '+' inside or at the end of a Cyrillic word that no vowel follows is a misplaced mark and
+    is dropped; a word keeps its first mark only. A '+' elsewhere ("2+2", "+5") stays a symbol.
+    """
+    text = text.replace(_HELD, "")
+    text = _PLUS_STRESS_RE.sub(lambda m: m.group(1) + _HELD, text)
+    text = _STRAY_PLUS_RE.sub("", text)
+    text = _STRESS_AFTER_VOWEL_RE.sub(_HELD, text)
     text = _ACCENTS_RE.sub("", text)
+
+    def first_only(m: re.Match[str]) -> str:
+        head, mark, tail = m.group(0).partition(_HELD)
+        return head + (STRESS if mark else "") + tail.replace(_HELD, "")
+
+    return _HELD_WORD_RE.sub(first_only, text)
+
+
+def strip_stress(text: str) -> str:
+    """Text without its stress marks (as `normalize` gives it by default)."""
+    return text.replace(STRESS, "")
+
+
+def stressed_vowel(word: str) -> int | None:
+    """Index among the vowels of `word` of the one marked by U+0301, or None if unmarked."""
+    count = 0
+    for i, ch in enumerate(word):
+        if ch in RUSSIAN_VOWELS:
+            if word[i + 1:i + 2] == STRESS:
+                return count
+            count += 1
+    return None
+
+
+def marked_words(text: str) -> list[str]:
+    """Words of normalised text that carry a stress mark."""
+    return [w for w in _MARKED_WORD_RE.findall(text) if STRESS in w]
+
+
+def _clean(text: str) -> str:
+    # An acute after anything but a vowel is dropped first, or NFC would fuse it ("г" -> "ѓ").
+    text = _ACUTE_NOT_AFTER_VOWEL_RE.sub("", text)
+    text = unicodedata.normalize("NFC", text)
+    text = _stress_marks(text)
     text = _INVISIBLE_RE.sub("", text)
+    text = _CONTROL_IN_WORD_RE.sub("", text)  # "при\x00вет" is one word, not two
     text = "".join(" " if unicodedata.category(ch)[0] == "C" and ch != "\n" else ch
                    for ch in text.replace("\r\n", "\n").replace("\r", "\n"))
     text = _QUOTES_RE.sub("", text)
@@ -720,6 +778,13 @@ def _roman(m: re.Match[str]) -> str:
     total = sum(-v if i + 1 < len(values) and v < values[i + 1] else v
                 for i, v in enumerate(values))
     return str(total)
+
+
+def _scientific(m: re.Match[str]) -> str:
+    """'1e10' -> 'десять в степени 10', '2,5e-3' -> '2,5 умножить на десять в степени -3'."""
+    mantissa, exponent = m.group(1), m.group(2).replace("+", "").replace("−", "-")
+    power = f"десять в степени {exponent}"
+    return power if mantissa == "1" else f"{mantissa} умножить на {power}"
 
 
 def _date(m: re.Match[str]) -> str:
@@ -807,16 +872,18 @@ def _tidy(text: str) -> str:
     return text
 
 
-def normalize(text: str) -> str:
+def normalize(text: str, *, stress: bool = False) -> str:
     """Rewrite Russian text so that a synthesiser only has to read words.
 
     Numbers take the case and gender their noun and preposition ask for, years and dates become
     ordinals, units and currencies are spelled out, abbreviations are expanded, quotes and control
     characters are dropped, dashes become commas (a pause). Latin text is left for the engine.
+    With `stress`, stress marks stay (as U+0301 after the vowel); without, they are dropped.
     """
     text = _clean(text)
     for pattern, replacement in _EARLY_ABBR:
         text = pattern.sub(_dotted(replacement), text)
+    text = _SCIENTIFIC_RE.sub(_scientific, text)
     text = _DATE_RE.sub(_date, text)
     text = _TIME_RE.sub(_time, text)
     text = _PREFIX_CURRENCY_RE.sub(lambda m: f"{m.group(2)}{m.group(3)} {m.group(1)}", text)
@@ -833,7 +900,8 @@ def normalize(text: str) -> str:
     text = _CAPS_RE.sub(_initialism, text)
     text = _SYMBOLS_RE.sub(lambda m: _SYMBOLS[m.group(0)], text)
     text = _DASH_RE.sub(", ", text)
-    return _tidy(text)
+    text = _tidy(text)
+    return text if stress else strip_stress(text)
 
 
 def has_speakable(text: str) -> bool:

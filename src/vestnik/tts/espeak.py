@@ -17,7 +17,14 @@ import espeakng_loader
 import numpy as np
 
 from vestnik.errors import VestnikError
-from vestnik.text.normalize import normalize, split_sentences
+from vestnik.text.normalize import (
+    RUSSIAN_VOWELS,
+    STRESS,
+    normalize,
+    split_sentences,
+    stressed_vowel,
+    strip_stress,
+)
 from vestnik.tts.speech import Speech
 
 # speak_lib.h constants
@@ -27,6 +34,7 @@ _INITIALIZE_DONT_EXIT = 0x8000
 _POS_CHARACTER = 1
 _CHARS_UTF8 = 1
 _PHONEMES_IPA = 0x02
+_PHONEME_INPUT = 0x100  # espeakPHONEMES: text may hold [[...]] phoneme input
 _EVENT_LIST_TERMINATED = 0
 _EVENT_WORD = 1
 _EVENT_PHONEME = 7
@@ -94,6 +102,7 @@ class _Engine:
         self.lib = lib
         self.sample_rate = rate
         self.voice = ""
+        self.phoneme_input = False  # libespeak-ng turns it on for every call once a Synth asked
         self._chunks: list[np.ndarray] = []
         self._events: list[tuple[int, int, int, int, str]] = []
         # The callback object must outlive every synthesis, so the engine keeps it.
@@ -126,8 +135,9 @@ class _Engine:
         self._chunks, self._events = [], []
         data = text.encode("utf-8")
         status = self.lib.espeak_Synth(
-            data, len(data) + 1, 0, _POS_CHARACTER, 0, _CHARS_UTF8, None, None
+            data, len(data) + 1, 0, _POS_CHARACTER, 0, _CHARS_UTF8 | _PHONEME_INPUT, None, None
         )
+        self.phoneme_input = True
         if status != 0:
             raise VestnikError(f"eSpeak NG could not synthesise {text[:60]!r} (error {status})")
         audio = np.concatenate(self._chunks) if self._chunks else np.zeros(0, np.int16)
@@ -151,19 +161,23 @@ def _speakable(normalized: str) -> bool:
 
 
 def _piece_events(piece: str, raw: list[tuple[int, int, int, int, str]], n_samples: int,
-                  rate: int) -> list[dict]:
+                  rate: int, words: dict[str, str] | None = None) -> list[dict]:
     """Timed events of one synthesised piece (times in seconds from the piece's start).
 
     A phoneme ends where the next one starts (the last one at the end of the audio); eSpeak's
     separate palatalisation mark ';' is folded into the consonant before it ('r' + ';' -> 'r;').
     A word starts with its first phoneme and ends with its last one that is not a pause ('_'),
-    so the gap after a word stays a gap.
+    so the gap after a word stays a gap. A word given as phoneme input (a key of `words`) is
+    named by its value.
     """
+    spans = [(m.start(), m.end(), (words or {}).get(m.group(0), ""))
+             for m in _PHONEME_INPUT_RE.finditer(piece)]
     items: list[list] = []  # [kind, sample, text, symbol]
     for kind, sample, position, length, symbol in raw:
         sample = min(max(sample, 0), n_samples)
         if kind == _EVENT_WORD:
             text = piece[position - 1:position - 1 + length] if length > 0 else ""
+            text = next((bare for start, end, bare in spans if start <= position - 1 < end), text)
             items.append(["word", sample, text, ""])
         elif symbol == ";" and items and items[-1][0] == "phoneme":
             items[-1][3] += symbol
@@ -209,7 +223,7 @@ def synthesize(
     parameters, `sentence_pause` seconds of silence between pieces. Raises VestnikError when
     the text has nothing speakable.
     """
-    normalized = normalize(text)
+    normalized = normalize(text, stress=True)
     if not _speakable(normalized):
         raise VestnikError(f"nothing speakable in the text {text[:60]!r}")
     pieces = [p for p in split_sentences(normalized, max_chars) if _speakable(p)]
@@ -228,8 +242,11 @@ def synthesize(
             if k:
                 audio.append(gap)
                 offset += len(gap)
-            samples, raw = engine.synth(piece)
-            for event in _piece_events(piece, raw, len(samples), sr):
+            spoken, words = _with_stress(engine, piece)
+            samples, raw = engine.synth(spoken)
+            for event in _piece_events(spoken, raw, len(samples), sr, words):
+                if event["type"] == "sentence":
+                    event["text"] = strip_stress(piece)
                 event["start"] = round(event["start"] + offset / sr, 6)
                 event["end"] = round(event["end"] + offset / sr, 6)
                 events.append(event)
@@ -238,11 +255,103 @@ def synthesize(
     samples = np.concatenate(audio).astype(np.float32) / 32768.0
     if not np.any(samples):
         raise VestnikError(f"eSpeak NG produced silence for {text[:60]!r}")
-    return Speech(samples, sr, events, normalized, "espeak")
+    return Speech(samples, sr, events, strip_stress(normalized), "espeak")
 
 
 _CLAUSE_PUNCTUATION = ",.;:!?…"
 _LANGUAGE_SWITCH_RE = re.compile(r"\([a-z]{2,3}(?:-[a-z0-9]+)*\)")
+_WORD_RE = re.compile(r"(?:[^\W\d_]|\u0301)+")
+_PHONEME_INPUT_RE = re.compile(r"\[\[.*?(?:\]\]|$)")
+
+
+def _phonemes(engine: _Engine, text: str, mode: int, punctuation: bool) -> str:
+    """Phonemes of `text` clause by clause (call with `_LOCK` held and the voice set)."""
+    data = text.encode("utf-8")
+    buffer = ctypes.create_string_buffer(data)
+    base = ctypes.addressof(buffer)
+    pointer = ctypes.c_void_p(base)
+    clauses: list[str] = []
+    while pointer.value:
+        start = pointer.value - base
+        result = engine.lib.espeak_TextToPhonemes(ctypes.byref(pointer), _CHARS_UTF8, mode)
+        phonemes = _LANGUAGE_SWITCH_RE.sub("", (result or b"").decode("utf-8", "replace"))
+        phonemes = phonemes.strip()
+        # eSpeak reads a character past the clause end, so the mark is the last one consumed.
+        stop = (pointer.value - base) if pointer.value else len(data)
+        consumed = _PHONEME_INPUT_RE.sub("", data[start:stop].decode("utf-8", "replace"))
+        marks = [ch for ch in consumed if ch in _CLAUSE_PUNCTUATION]
+        mark = marks[-1] if punctuation and marks else ""
+        if phonemes:
+            clauses.append(phonemes + mark)
+    return " ".join(clauses)
+
+
+# eSpeak's Russian vowel phonemes (mnemonics) and the ones a vowel letter takes when stressed
+# or, having lost its stress to a marked vowel, unstressed.
+_VOWEL_PHONEMES = frozenset(
+    ("a", "a#", "A", "V", "V#", "@", "e", "E", "E#", "E2", "i", "I", "I^", "o", "8", "u", 'u"',
+     "u#", "y", "ja", "ju")
+)
+_STRESSED = {"а": "A", "я": "A", "о": "o", "ё": "8", "е": "e", "э": "E", "и": "i", "ы": "y",
+             "у": "u", "ю": "u"}
+_UNSTRESSED = {"а": "V", "я": "V", "о": "V", "ё": "V", "е": "i", "э": "E#", "и": "i", "ы": "y",
+               "у": "u", "ю": "u"}
+_STRESS_MARKS = "',"
+_SEPARATOR = "|"
+
+
+def _stressed_word(engine: _Engine, word: str) -> str:
+    """A stress-marked word as eSpeak phoneme input ('[[...]]') that stresses the marked vowel.
+
+    eSpeak's own phonemes of the bare word are kept; only the vowel eSpeak stressed and the
+    marked one change quality. The bare word comes back when eSpeak already stresses the mark.
+    """
+    bare = strip_stress(word)
+    marked = stressed_vowel(word)
+    raw = _phonemes(engine, bare, ord(_SEPARATOR) << 8, punctuation=False)
+    tokens = raw.split(_SEPARATOR)
+    if marked is None or not raw or " " in raw:
+        return bare
+    vowels = [i for i, token in enumerate(tokens) if token.lstrip(_STRESS_MARKS) in _VOWEL_PHONEMES]
+    letters = [ch.lower() for ch in bare if ch in RUSSIAN_VOWELS]
+    if marked >= len(vowels):
+        return bare
+    if [j for j, i in enumerate(vowels) if tokens[i].startswith("'")] == [marked]:
+        return bare
+    aligned = len(vowels) == len(letters)
+    for j, i in enumerate(vowels):
+        name = tokens[i].lstrip(_STRESS_MARKS)
+        if j == marked:
+            quality = _STRESSED[letters[j]] if aligned and name not in ("ja", "ju") else name
+            tokens[i] = "'" + quality
+        elif tokens[i].startswith("'"):
+            reduced = _UNSTRESSED[letters[j]] if aligned else name
+            if reduced == "V" and letters[j] == "а" and j == len(vowels) - 1:
+                reduced = "a#"
+            tokens[i] = reduced
+    return "[[" + "".join(tokens) + "]]"
+
+
+def _with_stress(engine: _Engine, text: str) -> tuple[str, dict[str, str]]:
+    """`text` with each stress-marked word as phoneme input, and {phoneme input: bare word}.
+
+    Call with `_LOCK` held and the voice set.
+    """
+    if STRESS not in text:
+        return text, {}
+    if not engine.phoneme_input:
+        engine.synth(" ")  # libespeak-ng reads [[...]] only once a Synth call has asked for it
+    spoken: dict[str, str] = {}
+
+    def replace(m: re.Match[str]) -> str:
+        word = m.group(0)
+        if STRESS not in word:
+            return word
+        phonemes = _stressed_word(engine, word)
+        spoken[phonemes] = strip_stress(word)
+        return phonemes
+
+    return strip_stress(_WORD_RE.sub(replace, text)), spoken
 
 
 def text_to_phonemes(text: str, *, voice: str = "ru", ipa: bool = True,
@@ -250,29 +359,12 @@ def text_to_phonemes(text: str, *, voice: str = "ru", ipa: bool = True,
     """Phonemes of `text` (IPA with stress marks ˈ ˌ, or eSpeak mnemonics), clause by clause.
 
     The text is read as given: pass it through `normalize` first for numbers and abbreviations.
+    A vowel marked with U+0301 (as `normalize(..., stress=True)` leaves it) is stressed.
     With `punctuation`, each clause keeps the mark that ended it, so a model can see pauses.
     eSpeak's language-switch tags such as '(en)' around foreign words are removed.
     """
-    data = text.encode("utf-8")
-    buffer = ctypes.create_string_buffer(data)
-    base = ctypes.addressof(buffer)
-    pointer = ctypes.c_void_p(base)
-    clauses: list[str] = []
     with _LOCK:
         engine = _engine()
         engine.set_voice(voice)
-        while pointer.value:
-            start = pointer.value - base
-            result = engine.lib.espeak_TextToPhonemes(
-                ctypes.byref(pointer), _CHARS_UTF8, _PHONEMES_IPA if ipa else 0
-            )
-            phonemes = _LANGUAGE_SWITCH_RE.sub("", (result or b"").decode("utf-8", "replace"))
-            phonemes = phonemes.strip()
-            # eSpeak reads a character past the clause end, so the mark is the last one consumed.
-            stop = (pointer.value - base) if pointer.value else len(data)
-            consumed = data[start:stop].decode("utf-8", "replace")
-            marks = [ch for ch in consumed if ch in _CLAUSE_PUNCTUATION]
-            mark = marks[-1] if punctuation and marks else ""
-            if phonemes:
-                clauses.append(phonemes + mark)
-    return " ".join(clauses)
+        spoken, _ = _with_stress(engine, text)
+        return _phonemes(engine, spoken, _PHONEMES_IPA if ipa else 0, punctuation)
