@@ -62,4 +62,5 @@ rule train:
         expand(layout.VOCODER_METRICS, name=VOCODER_TRAIN),
         expand(layout.VOCODER_REPORT, name=VOCODER_TRAIN),
         expand(layout.ACOUSTIC_MODEL, name=ACOUSTIC_TRAIN),
+        expand(layout.ACOUSTIC_METRICS, name=ACOUSTIC_TRAIN),
         expand(layout.ACOUSTIC_REPORT, name=ACOUSTIC_TRAIN),

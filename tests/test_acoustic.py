@@ -205,6 +205,49 @@ def test_overfits_ten_utterances(corpus, tmp_path, one_thread):
     page = tmp_path / "page.html"
     write_experiment_page("overfit", tmp_path / "run", page, tmp_path / "log.csv", "acoustic")
     assert f"{meta[BEST_METRIC]:.4f} at step {meta['step']};" in page.read_text()
+    _evaluation_scores_the_fitted_model(model_path, train, tmp_path)
+
+
+def _evaluation_scores_the_fitted_model(model_path, split, tmp_path):
+    """The held-out evaluation: MCD and length error, and boundary error against labels.
+
+    Labels written from the model's own alignment, on the recording's clock (the trimmed
+    silence added back), must come out within a frame: a check of the whole time bookkeeping.
+    """
+    from vestnik.acoustic.data import text_ids
+    from vestnik.acoustic.evaluate import FRAME_SECONDS, evaluate_acoustic
+    from vestnik.acoustic.synth import _fold_blanks
+    from vestnik.corpus import LABEL_DIR, WAV_DIR
+    from vestnik.corpus.preprocess import CleanSettings, trim_offset
+    from vestnik.speech_metrics import ipa_class
+
+    plain = evaluate_acoustic(model_path, split, tmp_path / "eval")
+    assert plain["utterances"] == 10 and plain["boundary_error_ms"] is None
+    assert 0 < plain["mcd_db"] < 8 and plain["length_error"] < 0.10
+    root = tmp_path / "labelled"
+    (root / LABEL_DIR).mkdir(parents=True)
+    model, _ = load_acoustic(model_path)
+    source = split.parent.parent / "corpus"
+    (root / WAV_DIR).symlink_to(source / WAV_DIR)
+    for row in read_tsv(split):
+        ids, tokens = text_ids(row["text"], True)
+        mel = torch.from_numpy(np.load(row["mel"])[None])
+        with torch.inference_mode():
+            out = model(torch.tensor([ids]), torch.tensor([len(ids)]), mel,
+                        torch.tensor([mel.shape[2]]))
+        frames = _fold_blanks(out["durations"][0].tolist(), True)
+        offset = trim_offset(source / WAV_DIR / f"{row['id']}.wav", CleanSettings.from_config())
+        lines, frame = ["#"], 0
+        for token, count in zip(tokens.symbols, frames, strict=True):
+            frame += count
+            if token != symbols.SPACE:
+                kind, base = ipa_class(token)
+                name = "pau" if kind == "pause" else base
+                lines.append(f"{offset + frame * FRAME_SECONDS:.5f} 125 {name}")
+        (root / LABEL_DIR / f"{row['id']}.lab").write_text("\n".join(lines) + "\n")
+    labelled = evaluate_acoustic(model_path, split, tmp_path / "eval2", corpus_root=root)
+    assert labelled["boundary_pairs"] > 100
+    assert labelled["boundary_error_ms"] < 1000 * FRAME_SECONDS
 
 
 RESUME = {

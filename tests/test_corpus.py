@@ -211,7 +211,7 @@ def test_data_rules_survive_a_bad_corpus(tmp_path):
     """Through snakemake: the broken corpus is preprocessed in parallel shards, nothing fails."""
     make_bad_corpus(tmp_path / "corpus")
     config = base_config({"greeting": {"text": "Привет."}})
-    config["ruslan"].update(root=str(tmp_path / "corpus"), shards=3, val_size=2,
+    config["ruslan"].update(source="path", root=str(tmp_path / "corpus"), shards=3, val_size=2,
                             espeak_sentences=str(ROOT / "resources/texts/corpus_sentences.txt"))
     result = run_workflow(tmp_path, config, "results/data/ruslan/train.tsv", cores=2)
     assert result.returncode == 0, result.stderr[-3000:]
@@ -219,3 +219,75 @@ def test_data_rules_survive_a_bad_corpus(tmp_path):
     assert (summary["ok"], summary["repaired"], summary["train"]) == (6, 2, 6)
     assert len(list((tmp_path / "results/data/ruslan/shards").iterdir())) == 3
     assert "rejected" in (tmp_path / "logs/data/corpus_split.log").read_text()
+
+
+def test_real_corpus_faults_are_quarantined_or_normalised(tmp_path):
+    """Faults met in real corpora: misplaced stress marks, clipping, too low a rate; digits
+    are spelled by the normaliser, and 16 kHz files need no `source_rate`."""
+    root = tmp_path / "corpus"
+    wavs = root / WAV_DIR
+    wavs.mkdir(parents=True)
+    lines = []
+    for i in range(1, 5):
+        write_wav(wavs / f"{i:06d}.wav", voiced(1.0 + 0.1 * i, 16000, 120 + 10 * i), 16000)
+        lines.append(f"{i:06d}|Вол+ос и з+амок номер {i}.")
+    texts = {"000005": "Слово с ударением на согласной: +дом.",
+             "000006": "Знак в конце слова+ тоже ошибка.",
+             "000007": "Перегруженная запись.", "000008": "Узкая полоса."}
+    for ident, text in texts.items():
+        write_wav(wavs / f"{ident}.wav", voiced(1.2, 16000), 16000)
+        lines.append(f"{ident}|{text}")
+    loud = np.clip(voiced(1.2, 16000) * 8, -1, 1)
+    write_wav(wavs / "000007.wav", loud, 16000)
+    write_wav(wavs / "000008.wav", voiced(1.2, 8000), 8000)
+    (root / METADATA_NAME).write_text("\n".join(lines) + "\n", encoding="utf-8")
+    rows = {r["id"]: r for r in scan_corpus(root, tmp_path / "scan.tsv", 1)}
+    assert [rows[f"{i:06d}"]["status"] for i in range(1, 5)] == ["ok"] * 4
+    assert rows["000005"]["reason"].startswith("stress mark '+' before the consonant 'д'")
+    assert rows["000006"]["reason"].startswith("stress mark '+' at a word's end")
+    assert rows["000008"]["reason"].startswith("sample rate 8000 Hz is below 16000 Hz")
+    items = {i["id"]: i for i in process_shard(root, tmp_path / "scan.tsv", 0,
+                                                tmp_path / "shard", CleanSettings.from_config())}
+    assert items["000007"]["status"] == "rejected"
+    assert items["000007"]["reason"].startswith("clipped (")
+    assert items["000001"]["status"] == "ok"
+
+
+def test_corpus_root_follows_the_source():
+    from vestnik.corpus import SOURCES, corpus_root
+
+    assert corpus_root({"source": "espeak"}) == SOURCES["espeak"]
+    assert corpus_root({"source": "festvox-ru", "root": "x"}) == SOURCES["festvox-ru"]
+    assert corpus_root({"source": "path", "root": "/data/ruslan"}) == "/data/ruslan"
+    with pytest.raises(VestnikError, match="ruslan.root is not set"):
+        corpus_root({"source": "path", "root": None})
+
+
+def test_festvox_fetch_without_apt_says_what_to_do(tmp_path, monkeypatch):
+    from vestnik.corpus import festvox
+
+    monkeypatch.setattr(festvox.shutil, "which", lambda name: None)
+    with pytest.raises(VestnikError, match="festvox_root"):
+        festvox.download(tmp_path / "download")
+    with pytest.raises(VestnikError, match="no festvox-ru voice here"):
+        festvox.convert(tmp_path, tmp_path / "out")
+
+
+def test_festvox_converts_to_the_ruslan_layout_with_labels(festvox_package, tmp_path):
+    """The real package: 620 recordings at 16 kHz, marks kept, phone labels beside them."""
+    from vestnik.corpus import LABEL_DIR
+    from vestnik.corpus.festvox import NOTICE_NAME, convert, read_labels
+
+    counts = convert(festvox_package, tmp_path / "corpus")
+    assert counts == {"lines": 620, "recordings": 620}
+    root = tmp_path / "corpus"
+    lines = (root / METADATA_NAME).read_text(encoding="utf-8").splitlines()
+    assert lines[1].startswith("ru_0002|Она завела, прядь волнистых вол+ос за ухо")
+    assert sum("+" in line for line in lines) == 132
+    assert "BSD" in (root / NOTICE_NAME).read_text(encoding="utf-8", errors="replace")
+    phones = read_labels(root / LABEL_DIR / "ru_0001.lab")
+    assert phones[0] == (0.0, 0.342, "pau") and phones[1][2] == "k"
+    assert all(a[1] == b[0] for a, b in zip(phones, phones[1:], strict=False))
+    rows = scan_corpus(root, tmp_path / "scan.tsv", 2)
+    assert {r["status"] for r in rows} == {"ok"} and len(rows) == 620
+    assert {r["sample_rate"] for r in rows} == {16000}

@@ -74,6 +74,8 @@ ACOUSTIC = f"{MODELS}/acoustic/{{name}}"
 ACOUSTIC_MODEL = f"{ACOUSTIC}/model.pt"
 ACOUSTIC_PROVENANCE = f"{ACOUSTIC}/provenance.json"
 ACOUSTIC_CURVES = f"{ACOUSTIC}/curves.png"
+ACOUSTIC_METRICS = f"{ACOUSTIC}/eval/metrics.json"
+ACOUSTIC_METRICS_TABLE = f"{ACOUSTIC}/eval/metrics.tsv"
 ACOUSTIC_REPORT = f"{ACOUSTIC}/report/validation.html"
 ACOUSTIC_TRAIN_LOG = f"{ACOUSTIC}/report/train_log.csv"
 MODEL_BENCHMARK = f"{MODELS}/benchmarks/{{kind}}_{{name}}_{{step}}.tsv"
@@ -87,10 +89,12 @@ VOCODER_EVAL_FILES = {
     "metrics": VOCODER_METRICS, "table": VOCODER_METRICS_TABLE, "plot": VOCODER_SPECTROGRAMS,
 }
 """The vocoder evaluation's outputs, by the rule's output names."""
+ACOUSTIC_EVAL_FILES = {"metrics": ACOUSTIC_METRICS, "table": ACOUSTIC_METRICS_TABLE}
+"""The acoustic evaluation's outputs, by the rule's output names."""
 
 EXPERIMENT_OUTPUTS = {
     "vocoder": (VOCODER_GENERATOR, VOCODER_METRICS),
-    "acoustic": (ACOUSTIC_MODEL,),
+    "acoustic": (ACOUSTIC_MODEL, ACOUSTIC_METRICS),
 }
 """Final outputs of each experiment kind (config block `<kind>.experiments`)."""
 TRAINED_MODEL = {"vocoder": VOCODER_GENERATOR, "acoustic": ACOUSTIC_MODEL}

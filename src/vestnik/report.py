@@ -323,7 +323,7 @@ def write_experiment_page(
 ) -> None:
     """A training experiment in one page, and a copy of its train_log.csv for the report.
 
-    The page holds the resynthesis metrics of the evaluation (where there is one), the model's
+    The page holds the metrics of the evaluation on held-out recordings (where there is one), the model's
     best-checkpoint metric at every validation with the best step, and the plots (and audio) of
     the last validation step found in the model's samples folder, all embedded (the report
     shows HTML pages in a frame that cannot reach other files). `kind` is "vocoder" or
@@ -343,8 +343,10 @@ def write_experiment_page(
     metrics_path = folder / "eval" / "metrics.json"
     if metrics_path.is_file():
         metrics = json.loads(metrics_path.read_text(encoding="utf-8"))
-        summary = pd.DataFrame([{k: v for k, v in metrics.items() if k != "generator"}])
-        parts.append("<h4>Resynthesis of the validation set (mean over utterances)</h4>")
+        summary = pd.DataFrame([{k: v for k, v in metrics.items()
+                                 if k not in ("generator", "model")}])
+        parts.append("<h4>Evaluation on the held-out recordings (mean over utterances; "
+                     "boundary error: median)</h4>")
         parts.append(summary.to_html(index=False, na_rep="-", border=0))
         table = folder / "eval" / "metrics.tsv"
         if table.is_file():

@@ -1,10 +1,13 @@
-# Training corpus: eSpeak demo corpus (RUSLAN layout), scan, parallel preprocessing shards, split.
-# `ruslan.root` picks the corpus; the default is the eSpeak corpus built by `espeak_corpus`.
+# Training corpus (RUSLAN layout): the eSpeak demo corpus, festvox-ru's real recordings or a
+# corpus at `ruslan.root`, picked by `ruslan.source`; then scan, parallel shards, split.
 import os
 
+from vestnik.corpus import LABEL_DIR, METADATA_NAME, WAV_DIR, corpus_root
+
 RUSLAN = config["ruslan"]
-CORPUS_METADATA = os.path.join(RUSLAN["root"], layout.CORPUS_METADATA_NAME)
-CORPUS_WAVS = os.path.join(RUSLAN["root"], layout.CORPUS_WAVS_NAME)
+CORPUS_ROOT = corpus_root(RUSLAN)
+CORPUS_METADATA = os.path.join(CORPUS_ROOT, METADATA_NAME)
+CORPUS_WAVS = os.path.join(CORPUS_ROOT, WAV_DIR)
 CORPUS_SHARDS = list(range(RUSLAN["shards"]))
 
 
@@ -22,6 +25,24 @@ rule espeak_corpus:
         fill(layout.DATA_BENCHMARK, step="espeak_corpus")
     script:
         "../scripts/espeak_corpus.py"
+
+
+rule festvox_corpus:
+    output:
+        metadata=os.path.join(layout.FESTVOX_CORPUS, METADATA_NAME),
+        wavs=directory(os.path.join(layout.FESTVOX_CORPUS, WAV_DIR)),
+        labels=directory(os.path.join(layout.FESTVOX_CORPUS, LABEL_DIR)),
+    params:
+        festvox_root=RUSLAN.get("festvox_root"),
+        download=layout.FESTVOX_DOWNLOAD,
+    conda:
+        LIGHT_ENV
+    log:
+        fill(layout.DATA_LOG, step="festvox_corpus"),
+    benchmark:
+        fill(layout.DATA_BENCHMARK, step="festvox_corpus")
+    script:
+        "../scripts/festvox_corpus.py"
 
 
 rule corpus_scan:
@@ -50,7 +71,10 @@ rule corpus_shard:
     output:
         directory(layout.CORPUS_SHARD),
     params:
-        clean={key: RUSLAN[key] for key in ("trim_db", "trim_margin", "peak", "min_seconds")},
+        clean={
+            key: RUSLAN[key]
+            for key in ("trim_db", "trim_margin", "peak", "min_seconds", "max_clipped")
+        },
     wildcard_constraints:
         shard=r"\d+",
     threads: 1

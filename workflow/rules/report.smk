@@ -78,6 +78,7 @@ rule vocoder_report:
 rule acoustic_report:
     input:
         model=layout.ACOUSTIC_MODEL,
+        metrics=layout.ACOUSTIC_METRICS,
     output:
         page=report(
             layout.ACOUSTIC_REPORT,

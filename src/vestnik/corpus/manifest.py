@@ -12,11 +12,12 @@ import logging
 import os
 import re
 from collections import Counter
+from collections.abc import Iterable
 from pathlib import Path
 
 import soundfile as sf
 
-from vestnik.corpus import METADATA_NAME, SOURCE_RATE, WAV_DIR
+from vestnik.corpus import METADATA_NAME, WAV_DIR
 from vestnik.errors import VestnikError
 from vestnik.io import write_tsv
 
@@ -27,6 +28,28 @@ SCAN_FIELDS = (
     "status", "reason", "shard", "text",
 )
 _ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
+_CYRILLIC_PLUS_RE = re.compile(r"(?<=[а-яёА-ЯЁ])\+|\+(?=[а-яёА-ЯЁ])")
+_VOWELS = "аеёиоуыэюяАЕЁИОУЫЭЮЯ"
+MIN_RATE = 16000
+"""Below this rate a recording cannot carry the mel band (up to 8 kHz) the models learn."""
+
+
+def transcript_problem(text: str) -> str:
+    """Why a recorded transcript cannot be trusted as the words spoken ('' when it can).
+
+    A '+' stress mark must stand before a vowel; before a consonant or at a word's end it is
+    a typo. Digits are spelled by the normaliser, as for synthesis.
+    """
+    from vestnik.text.normalize import has_speakable
+
+    for m in _CYRILLIC_PLUS_RE.finditer(text):
+        after = text[m.end():m.end() + 1]
+        if not after or after not in _VOWELS:
+            where = "at a word's end" if not after.isalpha() else f"before the consonant '{after}'"
+            return f"stress mark '+' {where} (column {m.start() + 1})"
+    if not has_speakable(text):
+        return "transcript has nothing speakable"
+    return ""
 
 
 def _parse_line(raw: bytes, number: int) -> dict:
@@ -52,10 +75,13 @@ def _parse_line(raw: bytes, number: int) -> dict:
         return {**row, "status": "rejected", "reason": "id is not a plain file name"}
     if not row["text"]:
         return {**row, "status": "rejected", "reason": "empty text"}
+    problem = transcript_problem(row["text"])
+    if problem:
+        return {**row, "status": "rejected", "reason": problem}
     return row
 
 
-def _check_wav(path: Path, source_rate: int) -> dict:
+def _check_wav(path: Path, source_rate: int | None) -> dict:
     """Header check: (status, reason, sample_rate, channels, frames) of one wav file."""
     found = {"sample_rate": "", "channels": "", "frames": ""}
     if path.stat().st_size == 0:
@@ -67,8 +93,11 @@ def _check_wav(path: Path, source_rate: int) -> dict:
     found = {"sample_rate": info.samplerate, "channels": info.channels, "frames": info.frames}
     if info.frames == 0:
         return {**found, "status": "rejected", "reason": "wav holds no samples"}
+    if info.samplerate < MIN_RATE:
+        reason = f"sample rate {info.samplerate} Hz is below {MIN_RATE} Hz (no band above 4 kHz)"
+        return {**found, "status": "rejected", "reason": reason}
     repairs = []
-    if info.samplerate != source_rate:
+    if source_rate and info.samplerate != source_rate:
         repairs.append(f"sample rate {info.samplerate} Hz instead of {source_rate} (resampled)")
     if info.channels != 1:
         repairs.append(f"{info.channels} channels (downmixed)")
@@ -77,11 +106,26 @@ def _check_wav(path: Path, source_rate: int) -> dict:
     return {**found, "status": "ok", "reason": ""}
 
 
+def _common_rate(paths: Iterable[Path]) -> int | None:
+    """The most common sample rate among readable wavs (None when none is readable)."""
+    rates: Counter[int] = Counter()
+    for path in paths:
+        try:
+            rates[sf.info(str(path)).samplerate] += 1
+        except (sf.LibsndfileError, RuntimeError):
+            continue
+    return rates.most_common(1)[0][0] if rates else None
+
+
 def scan_corpus(
     root: str | os.PathLike, out_tsv: str | os.PathLike, shards: int,
-    source_rate: int = SOURCE_RATE,
+    source_rate: int | None = None,
 ) -> list[dict]:
-    """Write scan.tsv: one row per metadata line and per orphan wav, usable rows given a shard."""
+    """Write scan.tsv: one row per metadata line and per orphan wav, usable rows given a shard.
+
+    Each file is read at its own rate; `source_rate` (None: the corpus's most common rate) is
+    the rate the corpus should have, and a file at another rate is marked repaired (resampled).
+    """
     root = Path(root)
     metadata = root / METADATA_NAME
     wav_dir = root / WAV_DIR
@@ -106,6 +150,8 @@ def scan_corpus(
                 first_line[ident] = number
         rows.append(row)
     wav_names = {p.name: p for p in wav_dir.iterdir() if p.suffix.lower() == ".wav" and p.is_file()}
+    if source_rate is None:
+        source_rate = _common_rate(wav_names.values())
     claimed: set[str] = set()
     for row in rows:
         name = f"{row['id']}.wav" if _ID_RE.match(row["id"]) else ""

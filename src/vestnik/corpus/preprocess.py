@@ -34,6 +34,7 @@ class CleanSettings:
     trim_margin: float
     peak: float
     min_seconds: float
+    max_clipped: float
 
     @classmethod
     def from_config(cls, ruslan: dict | None = None) -> CleanSettings:
@@ -42,18 +43,22 @@ class CleanSettings:
         return cls(**{f.name: block[f.name] for f in fields(cls)})
 
 
+CLIP_LEVEL = 32766 / 32768
+"""A sample this close to full scale counts as clipped."""
+
+
 class Unusable(Exception):
     """A recording that decodes but cannot be used for training (reason in the message)."""
 
 
-def trim_silence(samples: np.ndarray, rate: int, top_db: float, margin: float) -> np.ndarray:
-    """Cut leading and trailing frames quieter than `top_db` below the loudest frame.
+def speech_bounds(samples: np.ndarray, rate: int, top_db: float, margin: float) -> tuple[int, int]:
+    """(start, end) samples of the stretch louder than `top_db` below the loudest frame.
 
     A margin of `margin` seconds is kept on each side so word onsets and decays survive.
     """
     frame, hop = 1024, 256
     if samples.size < frame:
-        return samples
+        return 0, samples.size
     count = 1 + (samples.size - frame) // hop
     index = np.arange(frame)[None, :] + hop * np.arange(count)[:, None]
     rms = np.sqrt(np.mean(samples[index].astype(np.float64) ** 2, axis=1))
@@ -63,18 +68,42 @@ def trim_silence(samples: np.ndarray, rate: int, top_db: float, margin: float) -
     centre = (frame - hop) // 2  # each frame stands for the hop-long stretch at its centre
     start = max(0, loud[0] * hop + centre - pad)
     end = min(samples.size, loud[-1] * hop + centre + hop + pad)
+    return int(start), int(end)
+
+
+def trim_silence(samples: np.ndarray, rate: int, top_db: float, margin: float) -> np.ndarray:
+    """Cut leading and trailing frames quieter than `top_db` below the loudest frame."""
+    start, end = speech_bounds(samples, rate, top_db, margin)
     return samples[start:end]
+
+
+def _mono_at_target_rate(samples: np.ndarray, rate: int) -> np.ndarray:
+    mono = np.asarray(samples, dtype=np.float64)
+    if mono.ndim == 2:
+        mono = mono.mean(axis=1)
+    if rate != TARGET_RATE and np.all(np.isfinite(mono)):
+        mono = soxr.resample(mono, rate, TARGET_RATE, quality="VHQ")
+    return mono
+
+
+def trim_offset(path: str | os.PathLike, settings: CleanSettings) -> float:
+    """Seconds the cleaning cut from the start of a recording: the cleaned clip's time zero on
+    the recording's own clock (for comparing with labels made on the original)."""
+    data, rate = sf.read(str(path), dtype="float32", always_2d=True)
+    mono = _mono_at_target_rate(data, rate)
+    return speech_bounds(mono, TARGET_RATE, settings.trim_db, settings.trim_margin)[0] / TARGET_RATE
 
 
 def clean_audio(samples: np.ndarray, rate: int, settings: CleanSettings) -> np.ndarray:
     """(frames, channels) float audio at `rate` -> int16 mono at 22,050 Hz, trimmed, normalised."""
-    mono = np.asarray(samples, dtype=np.float64)
-    if mono.ndim == 2:
-        mono = mono.mean(axis=1)
-    if not np.all(np.isfinite(mono)):
+    source = np.asarray(samples, dtype=np.float64)
+    if not np.all(np.isfinite(source)):
         raise Unusable("audio holds NaN or infinite samples")
-    if rate != TARGET_RATE:
-        mono = soxr.resample(mono, rate, TARGET_RATE, quality="VHQ")
+    clipped = float(np.mean(np.abs(source) >= CLIP_LEVEL)) if source.size else 0.0
+    if clipped > settings.max_clipped:
+        raise Unusable(f"clipped ({clipped:.2%} of samples at full scale, "
+                       f"more than {settings.max_clipped:.2%})")
+    mono = _mono_at_target_rate(source, rate)
     peak = float(np.max(np.abs(mono))) if mono.size else 0.0
     if peak < 1e-4:
         raise Unusable("audio is silent")

@@ -1,7 +1,8 @@
 """Copy-synthesis evaluation: vocode validation utterances from their mels, compare with originals.
 
 Metrics per utterance: mel L1 (the training validation measure), log-spectral distance in dB,
-and, when the optional `pesq` / `pystoi` packages are installed, wide-band PESQ and STOI.
+mel-cepstral distortion in dB (vestnik.speech_metrics) and, when the optional `pesq` / `pystoi`
+packages are installed (the `eval` extra), wide-band PESQ and STOI.
 """
 
 from __future__ import annotations
@@ -19,12 +20,13 @@ import torch
 from vestnik import layout, media, plots
 from vestnik.corpus import TARGET_RATE
 from vestnik.io import write_json, write_tsv
-from vestnik.mel import HOP, N_FFT, WIN, mel_spectrogram
+from vestnik.mel import HOP, N_FFT, WIN, log_mel, mel_spectrogram
+from vestnik.speech_metrics import mel_cepstral_distortion
 from vestnik.vocoder.data import load_utterance, read_split
 
 log = logging.getLogger("vestnik.vocoder")
 
-METRIC_FIELDS = ("id", "seconds", "mel_l1", "lsd_db", "pesq_wb", "stoi")
+METRIC_FIELDS = ("id", "seconds", "mel_l1", "lsd_db", "mcd_db", "pesq_wb", "stoi")
 
 
 def power_spectrogram(audio: np.ndarray) -> np.ndarray:
@@ -116,6 +118,7 @@ def evaluate_vocoder(
             "seconds": round(n / TARGET_RATE, 3),
             "mel_l1": float(torch.mean(torch.abs(real_mel - fake_mel))),
             "lsd_db": log_spectral_distance(audio, fake),
+            "mcd_db": mel_cepstral_distortion(log_mel(audio[:n]), log_mel(fake[:n])),
             **perceptual_scores(audio, fake),
         }
         rows.append(row)
@@ -128,7 +131,7 @@ def evaluate_vocoder(
         "utterances": len(rows),
         "seconds": round(sum(r["seconds"] for r in rows), 3),
     }
-    for key in ("mel_l1", "lsd_db", "pesq_wb", "stoi"):
+    for key in ("mel_l1", "lsd_db", "mcd_db", "pesq_wb", "stoi"):
         values = [r[key] for r in rows if r[key] is not None]
         summary[key] = round(float(np.mean(values)), 4) if values else None
     write_json(files["metrics"], summary)
