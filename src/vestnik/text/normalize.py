@@ -205,6 +205,8 @@ _UNITS: list[tuple[str, _Noun]] = [
     (r"млрд\.?", _NOUNS["миллиард"]),
     (r"трлн\.?", _NOUNS["триллион"]),
     (r"гг\.?", _YEAR),
+    (r"стр\.?", _fem_a("страниц")),
+    (r"экз\.?", _hard_masc("экземпляр")),
     (r"км", _KM),
     (r"см", _NOUNS["сантиметр"]),
     (r"мм", _NOUNS["миллиметр"]),
@@ -327,7 +329,7 @@ _PREP_CASES: dict[str, tuple[str, ...]] = {
     "обо": ("p",), "при": ("p",), "за": ("a", "i"), "про": ("a",), "через": ("a",),
     "спустя": ("a",), "к": ("d",), "ко": ("d",), "благодаря": ("d",), "согласно": ("d",),
     "вопреки": ("d",), "с": ("g", "i"), "со": ("g", "i"), "над": ("i",), "под": ("i", "a"),
-    "перед": ("i",), "между": ("i",),
+    "перед": ("i",), "между": ("i",), "смотри": ("a",), "см": ("a",),
 }
 for _prep in _words("от до из без для у около более менее свыше после вместо кроме среди против "
                     "порядка выше ниже больше меньше возле вокруг мимо ради из-за из-под вблизи "
@@ -346,6 +348,8 @@ def _unknown_noun_case(word: str, n: int, prep_cases: tuple[str, ...]) -> str:
     if n % 10 == 1 and n % 100 != 11:
         for case in prep_cases:
             endings = _SG_CASE_ENDINGS[case]
+            if case == "a" and "p" in prep_cases and w.endswith(("е", "и")):
+                continue  # "на 1-й странице": the location, not the direction
             if endings is None or w.endswith(endings):
                 return case
         return "n"
@@ -366,6 +370,11 @@ def _unknown_noun_case(word: str, n: int, prep_cases: tuple[str, ...]) -> str:
 
 
 def _cardinal(n: int, case: str = "n", gender: str = "m") -> str:
+    if gender != "m" and n >= 1000:
+        # only the last group agrees with the noun: "один миллион ... одна целая"
+        if n % 1000 == 0:
+            return _cardinal(n, case)
+        return f"{_cardinal(n - n % 1000, case)} {_cardinal(n % 1000, case, gender)}"
     words = _N2W.to_cardinal(n, case=case, gender=gender, animate=False).split()
     if len(words) > 1 and words[0] in ("одна", "одной", "одну") and words[1].startswith("тысяч"):
         words = words[1:]
@@ -410,23 +419,33 @@ def _digits(s: str) -> str:
 _ORDINAL_SEARCH = [(c, g, p) for p in (False, True) for g in ("m", "f", "n") for c in _CASES]
 
 
-def _with_suffix(n: int, suffix: str, case: str, gender: str, plural: bool) -> str:
-    """A number written with an ending ('5-й', '1990-х', '2-х'): pick a form with that ending."""
-    suffix = suffix.lower()
+def _cardinal_suffix(n: int, suffix: str) -> bool:
+    """'5-ти', '7-ми', '2-х' spell a cardinal; '5-й', '2-м', '1990-х' an ordinal."""
     few = 2 <= n % 10 <= 4 and not 12 <= n % 100 <= 14
-    if suffix in ("ти", "ми", "мя") or (few and suffix in ("х", "ух", "ех", "ёх")):
+    return suffix.lower() in ("ти", "ми", "мя") or (few and suffix.lower() in ("х", "ух", "ех",
+                                                                              "ёх"))
+
+
+def _with_suffix(n: int, suffix: str, case: str, gender: str, plural: bool,
+                 prep_cases: tuple[str, ...] = ()) -> str:
+    """A number written with an ending ('5-й', '1990-х', '2-х'): pick a form with that ending.
+
+    Forms are tried in the case and gender asked for, then in the cases the preposition allows,
+    then in any case of that gender, then in any form at all.
+    """
+    suffix = suffix.lower()
+    if _cardinal_suffix(n, suffix):
         for c in (case, *_CASES):
             words = _cardinal(n, c, gender)
             if _fold(words).endswith(_fold(suffix)):
                 return words
-    preferred = _ordinal(n, case, gender, plural)
-    if _fold(preferred).endswith(_fold(suffix)):
-        return preferred
-    for c, g, p in _ORDINAL_SEARCH:
+    order = [(case, gender, plural)] + [(c, gender, plural) for c in prep_cases]
+    order += [(c, gender, plural) for c in _CASES] + _ORDINAL_SEARCH
+    for c, g, p in order:
         words = _ordinal(n, c, g, p)
         if _fold(words).endswith(_fold(suffix)):
             return words
-    return preferred
+    return _ordinal(n, case, gender, plural)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -572,15 +591,17 @@ def _spell_number(m: re.Match[str], text: str) -> str:
         if unit:
             unit_text = " " + noun.counted(n, case, fraction)
     elif fol.word:
-        case = _unknown_noun_case(fol.word, n, prep_cases) if fol.shared else (
+        # an ordinal agrees with its noun like an adjective: as after "one"
+        agree = 1 if suffix and not _cardinal_suffix(n, suffix) else n
+        case = _unknown_noun_case(fol.word, agree, prep_cases) if fol.shared else (
             _choose_case([], _unit_prep_cases(prev, prep_cases)))
-        gender = _guess_gender(fol.word, fol.adjective, n, case)
+        gender = _guess_gender(fol.word, fol.adjective, agree, case)
     else:
         case = _choose_case([], _unit_prep_cases(prev, prep_cases))
         gender = "m"
 
     if suffix:
-        words = _with_suffix(n, suffix, case, gender, False)
+        words = _with_suffix(n, suffix, case, gender, False, prep_cases)
     elif fraction:
         words = _decimal(int_s, frac_s, case)
     else:
@@ -632,7 +653,9 @@ _HELD_WORD_RE = re.compile(rf"[{_CYRILLIC}{_HELD}]+")
 _CONTROL_IN_WORD_RE = re.compile(r"(?<=[^\W\d_])[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]+(?=[^\W\d_])")
 _INVISIBLE_RE = re.compile("[\u00ad\u200b\u200c\u200d\u2060\ufeff]")
 _SPACES_RE = re.compile(r"[^\S\n]+")
-_THOUSANDS_RE = re.compile(r"(?<![\d.,])(\d{1,3})((?:[ \u00a0\u202f\u2009]\d{3})+)(?![\d]|[.,]\d)")
+_THOUSANDS_RE = re.compile(
+    r"(?<![\d.,])(\d{1,3})((?:[ \u00a0\u202f\u2009]\d{3})+)(?![\d]|[.,]\d{3}\b)"
+)
 _SCIENTIFIC_RE = re.compile(r"(?<![\w.,])(\d+(?:[.,]\d+)?)[eE]([-−+]?\d{1,3})(?!\w)")
 _DATE_RE = re.compile(r"(?<![\d.])(\d{1,2})\.(\d{1,2})\.(\d{4})(?![\d])")
 _TIME_RE = re.compile(r"(?<![\d:])([01]?\d|2[0-3]):([0-5]\d)(?![\d:])")
@@ -642,7 +665,8 @@ _PREFIX_CURRENCY_RE = re.compile(
     r"|триллион[а-я]*)(?![а-я]))?)",
     re.IGNORECASE,
 )
-_ROMAN_RE = re.compile(r"\b([IVXLC]+)(?=[ \u00a0]+(?:век|в\.|столети))")
+_ROMAN_RE = re.compile(r"\b([IVXLC]+)(?=(?:[ \u00a0]*[–—-][ \u00a0]*[IVXLC]+)?[ \u00a0]+"
+                       r"(?:век|в\.|вв\.|столети))")
 _ROMAN_VALUES = {"I": 1, "V": 5, "X": 10, "L": 50, "C": 100}
 _CENTURY_ABBR_RE = re.compile(r"(\d+)[ \u00a0]+в\.(?=\s|$)")
 
@@ -662,6 +686,8 @@ _EARLY_ABBR: list[tuple[re.Pattern[str], str]] = [
 _BEFORE_NAMES = {"имени", "улица", "смотри", "город", "номер", "параграф"}
 # Expanded after numbers, where a digit before them has already been read.
 _LATE_ABBR: list[tuple[re.Pattern[str], str]] = [
+    (re.compile(r"(?<!\w)рт\.[ \u00a0]?ст\.", re.I), "ртутного столба"),
+    (re.compile(r"(?<!\w)вв\.", re.I), "века"),
     (re.compile(r"(?<!\w)напр\.", re.I), "например"),
     (re.compile(r"(?<!\w)им\.(?=[ \u00a0]*[А-ЯЁ])"), "имени"),
     (re.compile(r"(?<!\w)ул\.", re.I), "улица"),
@@ -711,6 +737,148 @@ _COMMA_BEFORE_STOP_RE = re.compile(r",[ ]*([.;:!?…])")
 _LEADING_COMMA_RE = re.compile(r"(^|[.!?…][ ]+),[ ]*", re.MULTILINE)
 _SPACE_AFTER_PUNCT_RE = re.compile(r"([,;:!?…])(?=[^\W\d_])")
 _DIGITS_RE = re.compile(r"\d+")
+
+
+_FRACTION_RE = re.compile(r"(?<![\w./\\])(\d{1,6})/(\d{1,4})(?![\w/])")
+_DOT_TIME_RE = re.compile(r"(?<![\d.,])([01]?\d|2[0-3])\.([0-5]\d)(?![\d]|[.,]\d)")
+_TIME_PREPOSITIONS = {"в", "во", "на", "с", "со", "до", "к", "ко", "около", "после", "от",
+                      "между", "и", "по"}
+_NOT_TIME_WORDS = {"раз", "раза", "балла", "баллов", "очка", "очков"}
+
+
+def _fraction(m: re.Match[str]) -> str:
+    """'3/4' -> 'три четвёртых', 'в 1/3' -> 'в одной третьей': a numerator (feminine, in the
+    case the preposition asks) over an ordinal denominator that agrees with it."""
+    num, den = int(m.group(1)), int(m.group(2))
+    if den < 2:
+        return m.group(0)
+    prev = _prev_word(m.string, m.start())
+    cases = ("p",) if prev in ("в", "во") else _unit_prep_cases(prev, _PREP_CASES.get(prev, ()))
+    case = cases[0] if cases else "n"
+    numerator = _cardinal(num, case, "f")
+    if num % 10 == 1 and num % 100 != 11:
+        return f"{numerator} {_ordinal(den, case, 'f')}"
+    return f"{numerator} {_ordinal(den, 'g' if case in ('n', 'a') else case, 'f', True)}"
+
+
+def _dot_time(m: re.Match[str]) -> str:
+    """'в 13.30' -> 'в 13:30' where a preposition of time stands before it and no counted
+    noun follows ('в 2.50 раза' stays a decimal)."""
+    prev = _prev_word(m.string, m.start())
+    following = _WORD_RE.match(m.string, m.end())
+    word = _fold(following.group(1)) if following else ""
+    if prev not in _TIME_PREPOSITIONS or word in _NOUN_BY_FORM or word in _NOT_TIME_WORDS:
+        return m.group(0)
+    return f"{m.group(1)}:{m.group(2)}"
+
+
+_ROMAN_NUMERAL = r"(?=[IVXLCDM])M{0,3}(?:CM|CD|D?C{0,3})(?:XC|XL|L?X{0,3})(?:IX|IV|V?I{0,3})"
+_REGNAL_RE = re.compile(rf"(?<![\w-])([А-ЯЁ][а-яё]+)[ \u00a0]+({_ROMAN_NUMERAL})(?![\w-])")
+_FEMININE_NAMES = {"екатерин", "елизавет", "анн", "мари", "виктори", "изабелл", "ольг", "ирин",
+                   "софи", "маргарит", "жанн", "христин", "елен"}
+_NAME_CASES_M = (("ом", "i"), ("ем", "i"), ("ём", "i"), ("а", "g"), ("я", "g"), ("у", "d"),
+                 ("ю", "d"), ("е", "p"))
+_NAME_CASES_F = (("ой", "i"), ("ей", "i"), ("а", "n"), ("я", "n"), ("ы", "g"), ("и", "g"),
+                 ("у", "a"), ("ю", "a"), ("е", "d"))
+_PART_NOUNS: dict[str, tuple[str, tuple[tuple[str, str], ...]]] = {
+    "глав": ("f", (("ой", "i"), ("а", "n"), ("ы", "g"), ("е", "p"), ("у", "a"))),
+    "книг": ("f", (("ой", "i"), ("а", "n"), ("и", "g"), ("е", "p"), ("у", "a"))),
+    "част": ("f", (("ью", "i"), ("ь", "n"), ("и", "g"))),
+    "статья": ("f", (("ья", "n"),)),
+    "том": ("m", (("ом", "i"), ("а", "g"), ("у", "d"), ("е", "p"), ("", "n"))),
+    "раздел": ("m", (("ом", "i"), ("а", "g"), ("у", "d"), ("е", "p"), ("", "n"))),
+    "акт": ("m", (("ом", "i"), ("а", "g"), ("у", "d"), ("е", "p"), ("", "n"))),
+}
+_PART_RE = re.compile(rf"(?<![\w-])((?:глав|книг|част|том|раздел|акт)[а-яё]{{0,2}})[ \u00a0]+"
+                      rf"({_ROMAN_NUMERAL})(?![\w-])", re.IGNORECASE)
+
+
+def _roman_value(numeral: str) -> int:
+    values = [_ROMAN_VALUES[ch] for ch in numeral]
+    return sum(-v if i + 1 < len(values) and v < values[i + 1] else v
+               for i, v in enumerate(values))
+
+
+def _case_by_ending(word: str, endings: tuple[tuple[str, str], ...], prev: str) -> str:
+    for ending, case in endings:
+        if word.endswith(ending):
+            if case in ("d", "p") and prev:
+                allowed = _PREP_CASES.get(prev, ())
+                return "p" if "p" in allowed else ("d" if "d" in allowed else case)
+            return case
+    return "n"
+
+
+def _regnal(m: re.Match[str]) -> str:
+    """'Пётр I' -> 'Пётр Первый', 'при Екатерине II' -> 'при Екатерине Второй'."""
+    name, numeral = m.group(1), m.group(2)
+    word = _fold(name)
+    feminine = any(word.startswith(stem) for stem in _FEMININE_NAMES)
+    prev = _prev_word(m.string, m.start())
+    case = _case_by_ending(word, _NAME_CASES_F if feminine else _NAME_CASES_M, prev)
+    ordinal = _ordinal(_roman_value(numeral), case, "f" if feminine else "m")
+    return f"{name} {ordinal[:1].upper()}{ordinal[1:]}"
+
+
+def _part(m: re.Match[str]) -> str:
+    """'глава IV' -> 'глава четвёртая', 'в томе III' -> 'в томе третьем'."""
+    noun = m.group(1)
+    word = _fold(noun)
+    stem = next(s for s in sorted(_PART_NOUNS, key=len, reverse=True) if word.startswith(s))
+    gender, endings = _PART_NOUNS[stem]
+    case = _case_by_ending(word[len(stem):], endings, _prev_word(m.string, m.start()))
+    return f"{noun} {_ordinal(_roman_value(m.group(2)), case, gender)}"
+
+
+_ABBR_NOUNS = {
+    "стр": _fem_a("страниц"),
+    "рис": _noun("m", "рисунок рисунка рисунку рисунок рисунком рисунке",
+                 "рисунки рисунков рисункам рисунки рисунками рисунках"),
+    "д": _noun("m", "дом дома дому дом домом доме", "дома домов домам дома домами домах"),
+    "гл": _fem_a("глав"),
+    "кв": _fem_a("квартир"),
+}
+_SEE_BEFORE_RE = re.compile(r"(?<!\w)см\.[ \u00a0]*$", re.IGNORECASE)
+_ABBR_NOUN_RE = re.compile(r"(?<![\w.])(стр|рис|д|гл|кв)\.(?=[ \u00a0]*\d)", re.IGNORECASE)
+
+
+def _abbr_noun(m: re.Match[str]) -> str:
+    """'стр. 5' -> 'страница 5', 'на рис. 2' -> 'на рисунке 2', 'см. стр. 5' -> 'смотри
+    страницу 5': the noun in the case of the preposition before it."""
+    noun = _ABBR_NOUNS[m.group(1).lower()]
+    prev = _prev_word(m.string, m.start())
+    if prev in ("в", "во", "на", "о", "об", "при"):
+        case = "p"
+    elif prev == "смотри" or _SEE_BEFORE_RE.search(m.string, 0, m.start()):
+        case = "a"
+    else:
+        allowed = _PREP_CASES.get(prev, ())
+        case = allowed[0] if allowed else "n"
+    return noun.slot("sg", case)
+
+
+_LATIN_LETTERS = {
+    "A": "эй", "B": "би", "C": "си", "D": "ди", "E": "и", "F": "эф", "G": "джи", "H": "эйч",
+    "I": "ай", "J": "джей", "K": "кей", "L": "эль", "M": "эм", "N": "эн", "O": "оу", "P": "пи",
+    "Q": "кью", "R": "ар", "S": "эс", "T": "ти", "U": "ю", "V": "ви", "W": "дабл-ю", "X": "экс",
+    "Y": "уай", "Z": "зед",
+}
+_LATIN_ACRONYMS = {
+    "NASA": "наса", "NATO": "нато", "UNESCO": "юнеско", "UNICEF": "юнисеф", "FIFA": "фифа",
+    "UEFA": "уефа", "IKEA": "икеа", "OPEC": "опек", "ASCII": "аски", "LED": "лед",
+    "PDF": "пэ-дэ-эф", "BMW": "бэ-эм-вэ", "IT": "ай-ти", "PR": "пиар", "VIP": "вип",
+    "OK": "окей", "WWW": "дабл-ю дабл-ю дабл-ю", "WI-FI": "вай-фай", "DJ": "диджей",
+    "NBA": "эн-би-эй", "CEO": "си-и-оу", "HTML": "эйч-ти-эм-эль",
+}
+_LATIN_CAPS_RE = re.compile(r"(?<![\w-])([A-Z]{2,6}|Wi-Fi|WI-FI)(?!\w|-[A-Za-z])")
+
+
+def _latin_acronym(m: re.Match[str]) -> str:
+    """'USB' -> 'ю-эс-би', 'NASA' -> 'наса': common Latin acronyms as Russians say them."""
+    word = m.group(1).upper()
+    if word in _LATIN_ACRONYMS:
+        return _LATIN_ACRONYMS[word]
+    return "-".join(_LATIN_LETTERS[ch] for ch in word)
 
 
 def _stress_marks(text: str) -> str:
@@ -885,9 +1053,14 @@ def normalize(text: str, *, stress: bool = False) -> str:
         text = pattern.sub(_dotted(replacement), text)
     text = _SCIENTIFIC_RE.sub(_scientific, text)
     text = _DATE_RE.sub(_date, text)
+    text = _DOT_TIME_RE.sub(_dot_time, text)
     text = _TIME_RE.sub(_time, text)
+    text = _FRACTION_RE.sub(_fraction, text)
+    text = _ABBR_NOUN_RE.sub(_abbr_noun, text)
     text = _PREFIX_CURRENCY_RE.sub(lambda m: f"{m.group(2)}{m.group(3)} {m.group(1)}", text)
     text = _ROMAN_RE.sub(_roman, text)
+    text = _PART_RE.sub(_part, text)
+    text = _REGNAL_RE.sub(_regnal, text)
     text = _CENTURY_ABBR_RE.sub(_century_abbr, text)
     text = _COMPOUND_RE.sub(_compound, text)
     text = _RANGE_HYPHEN_RE.sub("–", text)
@@ -898,6 +1071,7 @@ def normalize(text: str, *, stress: bool = False) -> str:
     for pattern, replacement in _LATE_ABBR:
         text = pattern.sub(_dotted(replacement), text)
     text = _CAPS_RE.sub(_initialism, text)
+    text = _LATIN_CAPS_RE.sub(_latin_acronym, text)
     text = _SYMBOLS_RE.sub(lambda m: _SYMBOLS[m.group(0)], text)
     text = _DASH_RE.sub(", ", text)
     text = _tidy(text)
