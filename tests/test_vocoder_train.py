@@ -83,7 +83,7 @@ def test_short_training_lowers_validation_mel_l1(tmp_path, corpus):
     metrics = evaluate_vocoder(generator, corpus[1], tmp_path / "eval")
     assert metrics["utterances"] == 4 and metrics["mel_l1"] == pytest.approx(
         exported["val_mel_l1"], rel=0.02)
-    assert metrics["lsd_db"] > 0
+    assert metrics["lsd_db"] > 0 and metrics["mcd_db"] > 0
     for key in ("pesq_wb", "stoi"):
         assert metrics[key] is None or isinstance(metrics[key], float)
     assert (tmp_path / "eval" / "spectrograms.png").is_file()

@@ -15,7 +15,9 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -154,3 +156,24 @@ def boundary_errors(tokens: Sequence[str], starts: Sequence[float],
     theirs = [label_class(p) for _, _, p in labels]
     return [abs(starts[i] - labels[j][0]) for i, j in match_phones(ours, theirs)
             if ours[i] != PAUSE]
+
+
+def write_evaluation(files: Mapping[str, Path], fields: Sequence[str], rows: list[dict],
+                     head: Mapping[str, Any], mean_keys: Sequence[str]) -> dict[str, Any]:
+    """The metrics table (`files["table"]`, one row per utterance) and summary
+    (`files["metrics"]`: `head`, the utterance count and duration, the mean of each of
+    `mean_keys` over the utterances that have it)."""
+    from vestnik.io import write_json, write_tsv
+
+    table = [{k: (f"{v:.4f}" if isinstance(v, float) else v) for k, v in r.items()} for r in rows]
+    write_tsv(files["table"], fields, table)
+    summary: dict[str, Any] = {
+        **head,
+        "utterances": len(rows),
+        "seconds": round(sum(r["seconds"] for r in rows), 3),
+    }
+    for key in mean_keys:
+        values = [r[key] for r in rows if r[key] is not None]
+        summary[key] = round(float(np.mean(values)), 4) if values else None
+    write_json(files["metrics"], summary)
+    return summary

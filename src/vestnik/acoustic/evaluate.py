@@ -22,9 +22,9 @@ import torch
 from vestnik.acoustic import symbols
 from vestnik import layout
 from vestnik.corpus import LABEL_DIR, WAV_DIR
-from vestnik.io import read_tsv, write_json, write_tsv
+from vestnik.io import read_tsv
 from vestnik.mel import HOP, SAMPLE_RATE
-from vestnik.speech_metrics import boundary_errors, mel_cepstral_distortion
+from vestnik.speech_metrics import boundary_errors, mel_cepstral_distortion, write_evaluation
 
 log = logging.getLogger("vestnik.acoustic")
 
@@ -102,19 +102,12 @@ def evaluate_acoustic(
                 result["boundary_pairs"] = len(errors)
                 all_errors += errors
         rows.append(result)
-    table = [{k: (f"{v:.4f}" if isinstance(v, float) else v) for k, v in r.items()} for r in rows]
-    write_tsv(files["table"], METRIC_FIELDS, table)
-    summary: dict[str, Any] = {
+    head = {
         "model": str(model_path),
-        "utterances": len(rows),
-        "seconds": round(sum(r["seconds"] for r in rows), 3),
+        "boundary_error_ms": round(1000 * float(np.median(all_errors)), 2) if all_errors else None,
+        "boundary_pairs": len(all_errors),
     }
-    for key in ("mel_l1", "mcd_db", "length_error"):
-        values = [r[key] for r in rows]
-        summary[key] = round(float(np.mean(values)), 4) if values else None
-    summary["boundary_error_ms"] = (round(1000 * float(np.median(all_errors)), 2)
-                                    if all_errors else None)
-    summary["boundary_pairs"] = len(all_errors)
-    write_json(files["metrics"], summary)
+    summary = write_evaluation(files, METRIC_FIELDS, rows, head,
+                               ("mel_l1", "mcd_db", "length_error"))
     log.info("evaluated %s on %d utterances: %s", model_path, len(rows), summary)
     return summary

@@ -19,9 +19,8 @@ import torch
 
 from vestnik import layout, media, plots
 from vestnik.corpus import TARGET_RATE
-from vestnik.io import write_json, write_tsv
 from vestnik.mel import HOP, N_FFT, WIN, log_mel, mel_spectrogram
-from vestnik.speech_metrics import mel_cepstral_distortion
+from vestnik.speech_metrics import mel_cepstral_distortion, write_evaluation
 from vestnik.vocoder.data import load_utterance, read_split
 
 log = logging.getLogger("vestnik.vocoder")
@@ -124,17 +123,8 @@ def evaluate_vocoder(
         rows.append(row)
         if len(pairs) < plots:
             pairs.append((item.id, audio[:n], fake[:n]))
-    table = [{k: (f"{v:.4f}" if isinstance(v, float) else v) for k, v in r.items()} for r in rows]
-    write_tsv(files["table"], METRIC_FIELDS, table)
-    summary: dict[str, Any] = {
-        "generator": str(generator_path),
-        "utterances": len(rows),
-        "seconds": round(sum(r["seconds"] for r in rows), 3),
-    }
-    for key in ("mel_l1", "lsd_db", "mcd_db", "pesq_wb", "stoi"):
-        values = [r[key] for r in rows if r[key] is not None]
-        summary[key] = round(float(np.mean(values)), 4) if values else None
-    write_json(files["metrics"], summary)
+    summary = write_evaluation(files, METRIC_FIELDS, rows, {"generator": str(generator_path)},
+                               ("mel_l1", "lsd_db", "mcd_db", "pesq_wb", "stoi"))
     plot_comparison(files["plot"], pairs)
     log.info("evaluated %s on %d utterances: %s", generator_path, len(rows), summary)
     return summary
