@@ -88,23 +88,33 @@ def train(cpu_log: Path, every: float, extra: list[str]) -> int:
 
 
 def cpu_by_step(cpu_log: Path, kind: str) -> list[tuple[int, float, int]]:
-    """(step, CPU seconds, wall time) samples of one training, the last process's run only."""
-    samples: dict[int, list[tuple[int, float, int]]] = {}
+    """(step, CPU seconds, wall time) samples of one training across its processes.
+
+    A run resumed by a new process (after a kill) starts from a checkpoint with its own CPU
+    clock at zero; its samples are shifted by the CPU time the earlier process had spent up to
+    that step, and the earlier process's samples past it (work the kill lost) are dropped.
+    """
+    runs: dict[int, list[tuple[int, float, int]]] = {}
     for line in cpu_log.read_text(encoding="utf-8").splitlines():
         parts = line.split()
         if len(parts) == 5 and parts[1] == kind and "/" in parts[4]:
             step = int(parts[4].split("/")[0])
-            samples.setdefault(int(parts[2]), []).append((step, float(parts[3]), int(parts[0])))
-    if not samples:
-        return []
-    return sorted(max(samples.values(), key=lambda rows: rows[-1][0]))
+            runs.setdefault(int(parts[2]), []).append((step, float(parts[3]), int(parts[0])))
+    merged: list[tuple[int, float, int]] = []
+    for samples in sorted(runs.values(), key=lambda rows: rows[0][2]):
+        start = samples[0][0]
+        kept = [row for row in merged if row[0] <= start]
+        offset = _interpolate(merged, start, absolute=True)[0] if kept else 0.0
+        merged = kept + [(step, cpu + offset, wall) for step, cpu, wall in samples]
+    return merged
 
 
-def _interpolate(points: list[tuple[int, float, int]], step: int) -> tuple[float, float] | None:
+def _interpolate(points: list[tuple[int, float, int]], step: int,
+                 absolute: bool = False) -> tuple[float, float] | None:
     """(CPU seconds, wall seconds since the first sample) at `step`, linear between samples."""
-    if not points or step > points[-1][0] * 1.05:
+    if not points or (step > points[-1][0] * 1.05 and not absolute):
         return None
-    start_wall = points[0][2]
+    start_wall = 0 if absolute else points[0][2]
     previous = (0, 0.0, start_wall)
     for point in points:
         if point[0] >= step:
