@@ -164,15 +164,21 @@ def evaluate(cpu_log: Path, out: Path | None, limit: int | None) -> dict:
     }
     val = ROOT / "results" / "data" / "ruslan" / "val.tsv"
     corpus = ROOT / SOURCES["festvox-ru"]
+    done: dict[str, list[dict]] = {}
+    if out is not None and out.is_file():  # checkpoints scored by an earlier call are kept
+        done = json.loads(out.read_text(encoding="utf-8"))
     results: dict[str, list[dict]] = {}
     with tempfile.TemporaryDirectory() as scratch:
         for kind in ("acoustic", "vocoder"):
             points = cpu_by_step(cpu_log, kind) if cpu_log.is_file() else []
             val_l1 = _val_mel_l1(kind)
-            rows = []
+            rows = [row for row in done.get(kind, []) if "step" in row]
+            scored = {row["step"] for row in rows}
             folder = MODELS / kind / "real" / "checkpoints"
             for path in sorted(folder.glob("step_*.pt")):
                 step = int(path.stem.split("_")[1])
+                if step in scored:
+                    continue
                 state = load_state(path)
                 target = Path(scratch) / f"{kind}_{step}.pt"
                 if kind == "acoustic":
@@ -196,6 +202,10 @@ def evaluate(cpu_log: Path, out: Path | None, limit: int | None) -> dict:
                     **{k: v for k, v in metrics.items() if k not in ("model", "generator")},
                 })
                 print(kind, rows[-1], flush=True)
+            for row in rows:  # CPU times from the latest log
+                timing = _interpolate(points, row["step"])
+                row["cpu_minutes"] = round(timing[0] / 60, 2) if timing else row["cpu_minutes"]
+            rows.sort(key=lambda row: row["step"])
             if points:
                 last = points[-1]
                 rows.append({"steps_per_cpu_second": round(last[0] / max(last[1], 1e-9), 4),
