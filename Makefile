@@ -47,9 +47,9 @@ demo-train: $(VENV)/.installed-dev
 # installed), trains a small acoustic model and vocoder side by side, evaluates them on held-out
 # recordings and renders one job with that voice (sized for an hour on a 2-core CPU).
 demo-train-real: $(VENV)/.installed-dev
-	$(BIN)/snakemake --profile profiles/default --cores 2 --resources gpu=2 \
-		results/jobs/real_neural/final.mp4 results/models/vocoder/real/eval/metrics.json \
-		results/models/acoustic/real/eval/metrics.json --configfile config/real-speech.yaml
+	$(BIN)/snakemake results/jobs/real_neural/final.mp4 results/models/vocoder/real/eval/metrics.json \
+		results/models/acoustic/real/eval/metrics.json --profile profiles/default --cores 2 \
+		--resources gpu=2 --configfile config/real-speech.yaml
 	@echo "Video: results/jobs/real_neural/final.mp4"
 	@cat results/models/acoustic/real/eval/metrics.json results/models/vocoder/real/eval/metrics.json
 

@@ -227,7 +227,7 @@ def _evaluation_scores_the_fitted_model(model_path, split, tmp_path):
     root = tmp_path / "labelled"
     (root / LABEL_DIR).mkdir(parents=True)
     model, _ = load_acoustic(model_path)
-    source = split.parent.parent / "corpus"
+    source = split.parent.parent / "ruslan"
     (root / WAV_DIR).symlink_to(source / WAV_DIR)
     for row in read_tsv(split):
         ids, tokens = text_ids(row["text"], True)

@@ -19,8 +19,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from vestnik.acoustic import symbols
 from vestnik import layout
+from vestnik.acoustic import symbols
 from vestnik.corpus import LABEL_DIR, WAV_DIR
 from vestnik.io import read_tsv
 from vestnik.mel import HOP, SAMPLE_RATE
