@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import subprocess
 import sys
@@ -46,20 +47,24 @@ def _parent(pid: int) -> int:
 
 
 def _training_pids(root_pid: int) -> dict[str, int]:
-    """The training script processes started (at any depth) by the process `root_pid`."""
+    """The training processes started (at any depth) by the process `root_pid`, by kind: a
+    training step writes logs/<kind>/<name>/train.log, which names its kind."""
     pids = {}
     for proc in Path("/proc").iterdir():
         if not proc.name.isdigit():
             continue
         try:
             cmd = (proc / "cmdline").read_bytes().decode(errors="replace")
+            if "train_experiment.py" not in cmd:
+                continue
+            files = [str((proc / "fd" / fd).readlink()) for fd in os.listdir(proc / "fd")]
         except OSError:
             continue
         pid, ancestor = int(proc.name), int(proc.name)
         while ancestor > 1 and ancestor != root_pid:
             ancestor = _parent(ancestor)
         for kind in ("acoustic", "vocoder"):
-            if f"train_{kind}.py" in cmd and ancestor == root_pid:
+            if ancestor == root_pid and any(f"/logs/{kind}/" in f for f in files):
                 pids.setdefault(kind, pid)
     return pids
 

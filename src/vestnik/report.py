@@ -323,10 +323,10 @@ def write_experiment_page(
 ) -> None:
     """A training experiment in one page, and a copy of its train_log.csv for the report.
 
-    The page holds the metrics of the evaluation on held-out recordings (where there is one), the model's
-    best-checkpoint metric at every validation with the best step, and the plots (and audio) of
-    the last validation step found in the model's samples folder, all embedded (the report
-    shows HTML pages in a frame that cannot reach other files). `kind` is "vocoder" or
+    The page holds the metrics of the evaluation on held-out recordings (where there is one),
+    the model's best-checkpoint metric at every validation with the best step, and the plots
+    (and audio) of the last validation step found in the model's samples folder, all embedded
+    (the report shows HTML pages in a frame that cannot reach other files). `kind` is "vocoder" or
     "acoustic": its config module declares the metric and the samples folder.
     """
     from vestnik.acoustic import config as acoustic
