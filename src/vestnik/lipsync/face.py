@@ -211,8 +211,12 @@ def dlib_faces(frame_bgr: np.ndarray) -> list[np.ndarray]:
     scale = min(1.0, DETECT_MAX_SIDE / max(frame_bgr.shape[:2]))
     small = frame_bgr if scale == 1.0 else cv2.resize(frame_bgr, None, fx=scale, fy=scale)
     rgb = np.ascontiguousarray(small[:, :, ::-1])
-    rects, scores, _ = detector.run(rgb, 1, 0.0)
-    found = [rect for rect, score in zip(rects, scores, strict=True) if score >= OTHER_FACE_SCORE]
+    found = []
+    for upsample in (0, 1):  # 1 finds faces down to about 40 px, at four times the cost
+        rects, scores, _ = detector.run(rgb, upsample, 0.0)
+        found = [r for r, score in zip(rects, scores, strict=True) if score >= OTHER_FACE_SCORE]
+        if found:
+            break
     full = np.ascontiguousarray(frame_bgr[:, :, ::-1])
     faces = []
     for rect in sorted(found, key=lambda r: -r.width() * r.height()):
