@@ -246,11 +246,19 @@ def test_two_faces_animate_the_largest_and_say_so(tmp_path, caplog, model):
     assert face.box[0] < 300  # the big face on the left, not the small one
 
 
+def test_small_face_is_animated_with_a_warning(tmp_path, caplog):
+    avatar = _canvas(tmp_path, "tiny.png", lambda c, i: c.__setitem__(
+        (slice(96, 416), slice(96, 416)), cv2.resize(i, (320, 320))))  # fmt: skip
+    caplog.set_level(logging.WARNING, logger="vestnik")
+    settings = {"engine": "procedural", "landmarks": "dlib68", "procedural": {}}
+    check_engine(settings, avatar, "small")
+    assert "smaller than 64 px" in caplog.text and "tiny.png" in caplog.text
+    assert "job small" in caplog.text
+
+
 @pytest.mark.parametrize(
     "name, place, words",
     [
-        ("tiny.png", lambda c, i: c.__setitem__((slice(96, 416), slice(96, 416)),
-                                               cv2.resize(i, (320, 320))), "smaller than 64"),
         ("cut.png", lambda c, i: c.__setitem__((slice(0, 512), slice(0, 327)), i[:, 185:]),
          "cut by the frame's edge"),
         ("wall.png", lambda c, i: None, "no face found"),

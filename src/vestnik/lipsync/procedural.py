@@ -528,13 +528,13 @@ def _warp_maps(rest: np.ndarray, moved: np.ndarray, triangles: np.ndarray, roi) 
     for index, triangle in enumerate(triangles):
         cv2.fillConvexPoly(ids, scaled[triangle], int(index), lineType=cv2.LINE_8, shift=4)
     matrices = _affines(moved[triangles], rest[triangles])
-    xs = x0 + offset + step * np.arange(small_w, dtype=np.float64)
-    ys = y0 + offset + step * np.arange(small_h, dtype=np.float64)
-    chosen = matrices[ids]
-    dx = chosen[..., 0, 0] * xs[None, :] + chosen[..., 0, 1] * ys[:, None] + chosen[..., 0, 2]
-    dy = chosen[..., 1, 0] * xs[None, :] + chosen[..., 1, 1] * ys[:, None] + chosen[..., 1, 2]
-    dx = cv2.GaussianBlur(dx.astype(np.float32), (0, 0), SMOOTH_FIELD)
-    dy = cv2.GaussianBlur(dy.astype(np.float32), (0, 0), SMOOTH_FIELD)
+    xs = (x0 + offset + step * np.arange(small_w, dtype=np.float32))[None, :]
+    ys = (y0 + offset + step * np.arange(small_h, dtype=np.float32))[:, None]
+    rows = matrices.reshape(-1, 6)
+    dx = rows[:, 0][ids] * xs + rows[:, 1][ids] * ys + rows[:, 2][ids]
+    dy = rows[:, 3][ids] * xs + rows[:, 4][ids] * ys + rows[:, 5][ids]
+    dx = cv2.GaussianBlur(dx, (0, 0), SMOOTH_FIELD)
+    dy = cv2.GaussianBlur(dy, (0, 0), SMOOTH_FIELD)
     dx = cv2.resize(dx, (small_w * step, small_h * step))[:height, :width]
     dy = cv2.resize(dy, (small_w * step, small_h * step))[:height, :width]
     grid_x, grid_y = _grid(x0, y0, width, height)
@@ -552,11 +552,24 @@ def _grid(x0: int, y0: int, width: int, height: int) -> tuple[np.ndarray, np.nda
 
 
 def _affines(moved: np.ndarray, rest: np.ndarray) -> np.ndarray:
-    """(T + 1, 2, 3) matrices giving each triangle's displacement (source - destination) as
-    an affine function of destination pixels; the last one, for pixels outside, is zero."""
-    destination = np.concatenate([moved, np.ones((*moved.shape[:2], 1))], axis=2)
-    displacement = rest - moved
-    with np.errstate(all="ignore"):
-        inverse = np.linalg.pinv(destination)
-    matrices = np.nan_to_num(np.matmul(inverse, displacement).transpose(0, 2, 1))
-    return np.concatenate([matrices, np.zeros((1, 2, 3))], axis=0)
+    """(T + 1, 2, 3) float32 matrices giving each triangle's displacement (source minus
+    destination) as an affine function of destination pixels; the last one, for pixels
+    outside every triangle, is zero. A collapsed triangle moves by its vertices' mean."""
+    d0, d1, d2 = moved[:, 0], moved[:, 1], moved[:, 2]
+    v = rest - moved
+    e1, e2 = d1 - d0, d2 - d0
+    det = e1[:, 0] * e2[:, 1] - e1[:, 1] * e2[:, 0]
+    flat = np.abs(det) < 1e-9
+    inv_det = np.where(flat, 0.0, 1.0 / np.where(flat, 1.0, det))
+    dv1, dv2 = v[:, 1] - v[:, 0], v[:, 2] - v[:, 0]
+    # L = [dv1 dv2] @ inverse([e1 e2]), the 2x2 inverse written out
+    l00 = (dv1[:, 0] * e2[:, 1] - dv2[:, 0] * e1[:, 1]) * inv_det
+    l01 = (dv2[:, 0] * e1[:, 0] - dv1[:, 0] * e2[:, 0]) * inv_det
+    l10 = (dv1[:, 1] * e2[:, 1] - dv2[:, 1] * e1[:, 1]) * inv_det
+    l11 = (dv2[:, 1] * e1[:, 0] - dv1[:, 1] * e2[:, 0]) * inv_det
+    base = np.where(flat[:, None], v.mean(axis=1), v[:, 0])
+    origin = np.where(flat[:, None], 0.0, d0)
+    t0 = base[:, 0] - l00 * origin[:, 0] - l01 * origin[:, 1]
+    t1 = base[:, 1] - l10 * origin[:, 0] - l11 * origin[:, 1]
+    matrices = np.stack([np.stack([l00, l01, t0], 1), np.stack([l10, l11, t1], 1)], 1)
+    return np.concatenate([matrices, np.zeros((1, 2, 3))], axis=0).astype(np.float32)
