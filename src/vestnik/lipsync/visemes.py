@@ -280,35 +280,24 @@ def _or_default(**values: float | None) -> tuple[float, ...]:
 
 
 def visemes_from_events(
-    events: list[dict] | None,
-    start_frame: int,
-    n_frames: int,
-    fps: float,
-    *,
-    attack: float | None = None,
-    release: float | None = None,
-    lead: float | None = None,
+    events: list[dict] | None, start_frame: int, n_frames: int, fps: float, **timing: float
 ) -> dict[str, np.ndarray]:
     """Every viseme channel (float32, 0..1) for global frames [start_frame, +n_frames).
 
-    `open` is `openness_from_events`; the lip-shape channels come from the phoneme events
-    (word events alone give none: their lips stay neutral). Unset timings are the procedural
-    engine's defaults (the schema's `lipsync.procedural`).
+    `open` is `openness_from_events` with the same `timing` (attack, release, lead; unset ones
+    are the procedural engine's schema defaults); the lip-shape channels come from the phoneme
+    events (word events alone give none: their lips stay neutral).
     """
-    attack, release, lead = _or_default(attack=attack, release=release, lead=lead)
-    tracks = {
-        "open": openness_from_events(
-            events, start_frame, n_frames, fps, attack=attack, release=release, lead=lead
-        )
-    }
+    (lead,) = _or_default(lead=timing.get("lead"))
+    tracks = {"open": openness_from_events(events, start_frame, n_frames, fps, **timing)}
     warm = _warmup(fps)
     times = _sample_times(start_frame - warm, n_frames + warm, fps, lead)
     phonemes = _phonemes(list(events or []))
     for channel, name in enumerate(CHANNELS[1:]):
-        timing = PRESS_TIMING if name == "press" else SHAPE_TIMING
+        shape = PRESS_TIMING if name == "press" else SHAPE_TIMING
         segments = _anticipated(phonemes, channel) if phonemes else []
         raw = _track_values(times, segments, False).mean(axis=1)
-        tracks[name] = _attack_release(raw, warm, timing["attack"], timing["release"], fps)
+        tracks[name] = _attack_release(raw, warm, shape["attack"], shape["release"], fps)
     return tracks
 
 
