@@ -10,23 +10,21 @@ import pytest
 
 from vestnik.training import CsvLog
 
-from .workflow_helpers import ROOT, Run, base_config, planned_jobs, run_workflow, temp_files
+from .workflow_helpers import (
+    ROOT,
+    Run,
+    base_config,
+    planned_jobs,
+    run_workflow,
+    small_vocoder,
+    temp_files,
+)
 
 pytestmark = pytest.mark.slow
 
 torch = pytest.importorskip("torch")
 
-QUICK = {
-    "generator": {"base": "v3", "upsample_initial_channel": 16},
-    "discriminator_width": 0.0625,
-    "segment": 2048,
-    "batch_size": 1,
-    "accumulation": 1,
-    "log_interval": 2,
-    "val_items": 1,
-    "samples": 0,
-    "export": "last",
-}
+QUICK = small_vocoder(log_interval=2, val_items=1, samples=0, export="last")
 KILLED = {**QUICK, "steps": 12, "checkpoint_interval": 2, "val_interval": 12}
 OTHER = {**QUICK, "steps": 2, "checkpoint_interval": 2, "val_interval": 2}
 GENERATORS = tuple(f"results/models/vocoder/{name}/generator.pt" for name in ("k", "o"))

@@ -131,7 +131,9 @@ def test_every_rule_that_runs_code_logs_under_logs():
     for rule, block in blocks.items():
         if not re.search(r"^    (script|shell|run|wrapper|notebook):", block, re.M):
             continue
-        log = re.search(r'^    log:\n\s+(?:\w+=)?(?:"([^"]+)"|fill\(layout\.(\w+))', block, re.M)
+        log = re.search(
+            r'^    log:\n\s+(?:\w+=)?(?:"([^"]+)"|(?:fill\()?layout\.(\w+))', block, re.M
+        )
         path = log and (log.group(1) or getattr(layout, log.group(2)))
         assert path and path.startswith("logs/"), f"rule {rule} has no log under logs/"
 

@@ -19,21 +19,13 @@ from vestnik.training import CsvLog  # noqa: E402
 from vestnik.vocoder.evaluate import evaluate_vocoder  # noqa: E402
 from vestnik.vocoder.train import train_vocoder  # noqa: E402
 
-from .workflow_helpers import ROOT, base_config, run_workflow  # noqa: E402
+from .workflow_helpers import ROOT, base_config, run_workflow, small_vocoder  # noqa: E402
 
 SENTENCES = ROOT / "resources" / "texts" / "corpus_sentences.txt"
-TINY = {
-    "generator": {"base": "v3", "upsample_initial_channel": 32},
-    "discriminator_width": 0.0625,
-    "segment": 2048,
-    "batch_size": 2,
-    "accumulation": 1,
-    "lr_generator": 2e-3,
-    "lr_discriminator": 2e-3,
-    "log_interval": 5,
-    "val_items": 4,
-    "samples": 1,
-}
+TINY = small_vocoder(
+    generator={"base": "v3", "upsample_initial_channel": 32}, batch_size=2, lr_generator=2e-3,
+    lr_discriminator=2e-3, log_interval=5, val_items=4, samples=1,
+)
 
 
 pytestmark = pytest.mark.usefixtures("torch_one_thread")

@@ -167,3 +167,16 @@ def rule_blocks() -> dict[str, str]:
             if match:
                 blocks[match.group(1)] = block
     return blocks
+
+
+def small_vocoder(**overrides) -> dict:
+    """A HiFi-GAN experiment block small enough for a test: a narrow V3 generator, 1/16-width
+    discriminators, 2048-sample segments, batches of one without accumulation."""
+    return {
+        "generator": {"base": "v3", "upsample_initial_channel": 16},
+        "discriminator_width": 0.0625,
+        "segment": 2048,
+        "batch_size": 1,
+        "accumulation": 1,
+        **overrides,
+    }

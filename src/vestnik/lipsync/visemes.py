@@ -269,34 +269,35 @@ def _anticipated(phonemes: list[tuple[float, float, str]], channel: int):
     return segments
 
 
+def _or_default(**values: float | None) -> tuple[float, ...]:
+    """`values` in order, each unset one replaced by the procedural engine's schema default."""
+    from vestnik.config import block_schema
+
+    schema = block_schema("lipsync.procedural")["properties"]
+    return tuple(
+        float(schema[key]["default"] if value is None else value) for key, value in values.items()
+    )
+
+
 def visemes_from_events(
-    events: list[dict] | None,
-    start_frame: int,
-    n_frames: int,
-    fps: float,
-    *,
-    attack: float = 0.03,
-    release: float = 0.05,
-    lead: float = 0.02,
+    events: list[dict] | None, start_frame: int, n_frames: int, fps: float, **timing: float
 ) -> dict[str, np.ndarray]:
     """Every viseme channel (float32, 0..1) for global frames [start_frame, +n_frames).
 
-    `open` is `openness_from_events`; the lip-shape channels come from the phoneme events
-    (word events alone give none: their lips stay neutral).
+    `open` is `openness_from_events` with the same `timing` (attack, release, lead; unset ones
+    are the procedural engine's schema defaults); the lip-shape channels come from the phoneme
+    events (word events alone give none: their lips stay neutral).
     """
-    tracks = {
-        "open": openness_from_events(
-            events, start_frame, n_frames, fps, attack=attack, release=release, lead=lead
-        )
-    }
+    (lead,) = _or_default(lead=timing.get("lead"))
+    tracks = {"open": openness_from_events(events, start_frame, n_frames, fps, **timing)}
     warm = _warmup(fps)
     times = _sample_times(start_frame - warm, n_frames + warm, fps, lead)
     phonemes = _phonemes(list(events or []))
     for channel, name in enumerate(CHANNELS[1:]):
-        timing = PRESS_TIMING if name == "press" else SHAPE_TIMING
+        shape = PRESS_TIMING if name == "press" else SHAPE_TIMING
         segments = _anticipated(phonemes, channel) if phonemes else []
         raw = _track_values(times, segments, False).mean(axis=1)
-        tracks[name] = _attack_release(raw, warm, timing["attack"], timing["release"], fps)
+        tracks[name] = _attack_release(raw, warm, shape["attack"], shape["release"], fps)
     return tracks
 
 
@@ -306,17 +307,19 @@ def openness_from_events(
     n_frames: int,
     fps: float,
     *,
-    attack: float = 0.03,
-    release: float = 0.05,
-    lead: float = 0.02,
+    attack: float | None = None,
+    release: float | None = None,
+    lead: float | None = None,
 ) -> np.ndarray:
     """Openness 0..1 (float32) for global frames [start_frame, start_frame + n_frames).
 
     Uses phoneme events ({"type": "phoneme", "start", "end", "symbol"}) when there are any,
     otherwise word events ({"type": "word", "start", "end", "text"}) as syllable humps; "time"
     is accepted for "start", and a missing end runs to the next event. Times are global
-    seconds. `lead` shows each mouth shape slightly before its sound, as speakers do.
+    seconds. `lead` shows each mouth shape slightly before its sound, as speakers do. Unset
+    timings are the procedural engine's defaults (the schema's `lipsync.procedural`).
     """
+    attack, release, lead = _or_default(attack=attack, release=release, lead=lead)
     warm = _warmup(fps)
     times = _sample_times(start_frame - warm, n_frames + warm, fps, lead)
     events = list(events or [])
@@ -336,12 +339,12 @@ def openness_from_audio(
     n_frames: int,
     fps: float,
     *,
-    gate_db: float = -42.0,
-    full_db: float = -16.0,
-    curve: float = 0.6,
-    attack: float = 0.03,
-    release: float = 0.05,
-    lead: float = 0.02,
+    gate_db: float | None = None,
+    full_db: float | None = None,
+    curve: float | None = None,
+    attack: float | None = None,
+    release: float | None = None,
+    lead: float | None = None,
 ) -> np.ndarray:
     """Openness 0..1 (float32) per frame from the RMS of a Hann window centred on each frame.
 
@@ -350,8 +353,13 @@ def openness_from_audio(
     aperture follows the amplitude envelope, as measured on speakers. A fixed mapping, rather
     than normalising by a chunk's loudest frame, keeps chunks in agreement. Samples outside
     `audio` count as silence, so a chunk matches a whole run when its audio reaches
-    CONTEXT_SECONDS beyond its frames (or the speech's ends).
+    CONTEXT_SECONDS beyond its frames (or the speech's ends). Unset settings are the
+    procedural engine's defaults (the schema's `lipsync.procedural`).
     """
+    gate_db, full_db, curve, attack, release, lead = _or_default(
+        gate_db=gate_db, full_db=full_db, loudness_curve=curve, attack=attack, release=release,
+        lead=lead,
+    )
     warm = _warmup(fps)
     frames = np.arange(start_frame - warm, start_frame + n_frames, dtype=np.float64)
     half = max(1, int(round(ENVELOPE_WINDOW * sample_rate / 2)))
