@@ -232,13 +232,13 @@ class AcousticModel(nn.Module):
         n_values = frame_mask.sum() * N_MELS
         prior = 0.5 * ((target - mu_frames) ** 2 * frame_mask).sum() / n_values
         log_target = torch.log(durations.clamp(min=1).float()) * token_mask[:, :, 0]
-        duration = ((logw.float() - log_target) ** 2).sum() / token_mask.sum()
+        token_durations = ((logw.float() - log_target) ** 2).sum() / token_mask.sum()
         # Regression in the log domain predicts each token's median length, and medians sum to
         # a short utterance (by ~exp(var/2) on real speech's long pauses): the utterance's
-        # total length is matched as well.
+        # total length is matched as well (a mean over utterances, not tokens).
         predicted_total = (torch.exp(logw.float()) * token_mask[:, :, 0]).sum(dim=1)
-        duration = duration + ((torch.log1p(predicted_total)
-                                - torch.log1p(mel_lengths.float())) ** 2).mean()
+        total_length = ((torch.log1p(predicted_total)
+                         - torch.log1p(mel_lengths.float())) ** 2).mean()
         residual = self.decoder(_gather_frames(hidden, index), where.to(hidden.dtype), frame_mask)
         predicted = (mu_frames.detach() + residual.float()) * frame_mask
         decoder = (predicted - target).abs().sum() / n_values
@@ -246,7 +246,9 @@ class AcousticModel(nn.Module):
         return {
             "prior": prior + 0.5 * math.log(2 * math.pi),
             "prior_raw": prior,
-            "duration": duration,
+            "duration": token_durations + total_length,
+            "token_durations": token_durations,
+            "total_length": total_length,
             "decoder": decoder,
             "mel_l1": mel_l1,
             "durations": durations,

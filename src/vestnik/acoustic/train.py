@@ -114,8 +114,9 @@ class AcousticTraining(training.Recipe):
 
     def _losses(self, batch: Mapping[str, torch.Tensor], model: torch.nn.Module,
                 weights: Mapping[str, float] | None = None) -> dict[str, torch.Tensor]:
-        """The model's losses and their weighted sum; `weights` ("frames", "tokens") scale the
-        per-frame and per-token means of a rank's share to the whole batch's."""
+        """The model's losses and their weighted sum; `weights` ("frames", "tokens", "rows")
+        scale the per-frame, per-token and per-utterance means of a rank's share to the whole
+        batch's."""
         batch = {key: self.to_device(value) for key, value in batch.items()}
         with self.autocast():
             out = model(batch["tokens"], batch["token_lengths"], batch["mels"],
@@ -124,7 +125,8 @@ class AcousticTraining(training.Recipe):
             constant = out["prior"] - out["prior_raw"]
             for key in ("prior_raw", "decoder", "mel_l1"):
                 out[key] = out[key] * weights["frames"]
-            out["duration"] = out["duration"] * weights["tokens"]
+            out["duration"] = (out["token_durations"] * weights["tokens"]
+                               + out["total_length"] * weights["rows"])
             out["prior"] = out["prior_raw"] + constant
         out["loss"] = (out["prior_raw"] + self.config["duration_weight"] * out["duration"]
                        + self.config["decoder_weight"] * out["decoder"])
@@ -136,7 +138,8 @@ class AcousticTraining(training.Recipe):
         self.optim.zero_grad(set_to_none=True)
         batch = self.batches.batch(*divmod(step, self.batches.per_epoch), self.ranks)
         weights = self.ranks.weights({"frames": batch["mel_lengths"].sum(),
-                                      "tokens": batch["token_lengths"].sum()})
+                                      "tokens": batch["token_lengths"].sum(),
+                                      "rows": len(batch["mel_lengths"])})
         out = self._losses(batch, self.model_ranks, weights)
         out["loss"].backward()
         torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config["grad_clip"])
