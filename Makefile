@@ -26,7 +26,7 @@ run: $(VENV)/.installed-run
 	@echo "Videos:"; ls -1 results/jobs/*/final.mp4
 
 # `make test` is what CI runs (everything); `make test-fast` leaves out the tests marked `slow`
-# (end-to-end snakemake runs and training runs) and takes about a minute.
+# (end-to-end snakemake runs and training runs) and takes two to three minutes on two cores.
 test: $(VENV)/.installed-dev
 	$(BIN)/ruff check .
 	$(BIN)/snakemake --lint
