@@ -80,6 +80,7 @@ def _last_step(kind: str) -> str:
 def train(cpu_log: Path, every: float, extra: list[str]) -> int:
     command = ["snakemake", *TARGETS, "--cores", "2", "--resources", "gpu=2",
                "--configfile", "config/real-speech.yaml", *extra]
+    cpu_log.parent.mkdir(parents=True, exist_ok=True)
     process = subprocess.Popen(command, cwd=ROOT)
     with open(cpu_log, "a", encoding="utf-8") as out:
         while process.poll() is None:

@@ -52,9 +52,10 @@ def _run(command: list[str], cwd: Path) -> subprocess.CompletedProcess:
 def download(folder: str | os.PathLike) -> Path:
     """Unpack the festvox-ru package into `folder` (apt-get download + dpkg-deb -x); its root.
 
-    A package already unpacked there is reused. Nothing is installed into the system.
+    A package already unpacked there is reused. Nothing is installed into the system. The
+    folder is made absolute: apt-get and dpkg-deb run inside it.
     """
-    folder = Path(folder)
+    folder = Path(folder).resolve()
     unpacked = folder / "unpacked"
     if (unpacked / VOICE_DIR / "etc" / "txt.done.data").is_file():
         return unpacked
