@@ -293,3 +293,25 @@ def test_voice_from_tiny_trained_models_is_scored_and_speaks(espeak_corpus, tmp_
     assert metrics["acoustic"]["mcd_db"] > 0 and metrics["gate"]["forced"]
     speech = OnnxVoice(out, threads=1).synthesize(TEXT)
     assert speech.duration > 1.0
+
+
+@pytest.mark.slow
+def test_workflow_job_speaks_with_a_voice_folder(voice_folder, tmp_path):
+    """A job with `tts: {engine: voice}` gets its speech from the folder through the tts rule;
+    one naming a missing folder fails alone, naming the missing file."""
+    from tests.workflow_helpers import base_config, run_workflow
+
+    config = base_config({
+        "spoken": {"text": TEXT, "tts": {"engine": "voice", "voice": {"path": str(voice_folder),
+                                                                      "threads": 1}}},
+        "lost": {"text": TEXT, "tts": {"engine": "voice",
+                                       "voice": {"path": str(tmp_path / "no-voice")}}},
+    })
+    result = run_workflow(tmp_path, config, "results/jobs/spoken/speech.json",
+                          "results/jobs/lost/speech.json", extra=("--keep-going",))
+    speech = json.loads((tmp_path / "results/jobs/spoken/speech.json").read_text())
+    assert speech["engine"] == "voice" and speech["duration"] > 1.0
+    assert any(e["type"] == "phoneme" for e in speech["events"])
+    assert result.returncode != 0
+    log = (tmp_path / "logs/jobs/lost/tts.log").read_text()
+    assert "voice folder not found" in log and "no-voice" in log
