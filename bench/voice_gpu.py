@@ -61,6 +61,7 @@ WHEELS = {
     "jsonschema-specifications": "jsonschema_specifications", "referencing": "referencing",
     "rpds-py": "rpds", "num2words==0.5.14": "num2words", "docopt==0.6.2": "docopt",
     "ffmpeg-python": "ffmpeg", "future": "future", "pystoi==0.4.1": "pystoi",
+    "typing-extensions": "typing_extensions", "attrs": "attrs",
 }
 PLATFORMS = ("manylinux_2_28_x86_64", "manylinux_2_27_x86_64", "manylinux_2_17_x86_64",
              "manylinux2014_x86_64", "manylinux1_x86_64")
@@ -467,6 +468,30 @@ def finish(acoustic: Path, generator: Path, out: Path, work: Path, config: dict,
             ["onnx_max_difference"]}
 
 
+def check(args: argparse.Namespace) -> None:
+    """The bundle on this machine without training: wheels for missing modules, the source,
+    the config, eSpeak NG's Russian phonemes and one recording decoded (no torch needed)."""
+    bundle, work = Path(args.bundle).resolve(), Path(tempfile.mkdtemp(prefix="voice-check-"))
+    setup(bundle, work)
+    import soundfile as sf
+
+    from vestnik.acoustic import symbols
+    from vestnik.config import load_configs
+    from vestnik.text.normalize import normalize
+
+    config = load_configs(work / "source/config/config.yaml", work / "source/config/voice.yaml")
+    tokens = symbols.text_tokens(normalize("Старый з+амок стоял на горе в 2026 году.",
+                                           stress=True))
+    with tarfile.open(bundle / "corpus.tar") as tar:
+        member = next(m for m in tar.getmembers() if m.name.endswith(".opus"))
+        tar.extract(member, work, filter="data")
+    audio, rate = sf.read(work / member.name, dtype="float32")
+    log(f"bundle works here: config {sorted(config['vocoder']['experiments'])}, "
+        f"{len(tokens.ids)} tokens ({' '.join(tokens.symbols[:12])} ...), "
+        f"{member.name}: {len(audio) / rate:.2f} s at {rate} Hz")
+    shutil.rmtree(work, ignore_errors=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -489,6 +514,9 @@ def main() -> None:
     t.add_argument("--quick", action="store_true",
                    help="rehearsal: 40 recordings, small models, one minute (--budget 60)")
     t.set_defaults(func=train)
+    k = sub.add_parser("check", help="set the bundle up here and try its torch-free parts")
+    k.add_argument("--bundle", default=str(HERE.parent))
+    k.set_defaults(func=check)
     c = sub.add_parser("_child")
     for name in ("--bundle", "--work", "--kind", "--block", "--result"):
         c.add_argument(name, required=True)
