@@ -315,3 +315,24 @@ def test_workflow_job_speaks_with_a_voice_folder(voice_folder, tmp_path):
     assert result.returncode != 0
     log = (tmp_path / "logs/jobs/lost/tts.log").read_text()
     assert "voice folder not found" in log and "no-voice" in log
+
+
+def test_cli_exports_through_the_gate_and_checks_a_folder(tmp_path, capsys):
+    from vestnik.cli import main
+
+    acoustic, generator = _models(tmp_path / "models")
+    root, val = _corpus(tmp_path)
+    for kind, figures in FAILING.items():
+        (tmp_path / f"{kind}.json").write_text(json.dumps(figures))
+    args = ["voice", "export", "weak", "--acoustic", str(acoustic), "--vocoder", str(generator),
+            "--config", str(ROOT / "config/voice.yaml"), "--out", str(tmp_path / "weak"),
+            "--val", str(val), "--corpus-root", str(root),
+            "--vocoder-metrics", str(tmp_path / "vocoder.json"),
+            "--acoustic-metrics", str(tmp_path / "acoustic.json")]
+    assert main(args) != 0
+    assert "not good enough to ship" in capsys.readouterr().err
+    assert main([*args, "--force", "--trained-on", "test CPU"]) == 0
+    assert "trained on: test CPU" in (tmp_path / "weak" / "README.md").read_text()
+    assert main(["voice", "check", str(tmp_path / "weak"), "--text", TEXT]) == 0
+    out = capsys.readouterr().out
+    assert "every file matches voice.json (NOT shippable" in out and "spoke" in out

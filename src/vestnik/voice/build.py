@@ -163,8 +163,8 @@ def _readme(name: str, manifest: Mapping[str, Any], metrics: Mapping[str, Any],
         "",
         "## Held-out metrics",
         "",
-        f"On the {vocoder.get('utterances')} held-out recordings of `val_ids.txt` (corpus ids, "
-        "never trained on); bars from `vestnik.voice.package`:",
+        f"On {vocoder.get('utterances')} of the {manifest['held_out']} held-out recordings of "
+        "`val_ids.txt` (corpus ids, never trained on); bars from `vestnik.voice.package`:",
         "",
         "| measure | value | bar |",
         "|---|---|---|",
@@ -276,6 +276,7 @@ def build_voice(
             "symbols": symbols.table_record(),
             "mel": mel_settings(),
             "add_blank": bool(model.config["add_blank"]),
+            "held_out": len(ids),
             "acoustic_config": dict(model.config),
             "generator_config": dict(vocoder.config),
             "stored": stored,
