@@ -161,9 +161,28 @@ def test_engine_names_the_voice_files_as_its_weights(voice_folder):
 
     settings = {"tts": {"engine": "voice", "voice": {"path": str(voice_folder)}}}
     files = {key: Path(w.path).name for key, w in engines.weight_files(settings, "tts").items()}
-    assert files == {"path": "voice.json", "encoder": "encoder.onnx",
-                     "decoder": "decoder.onnx", "generator": "generator.onnx"}
+    assert files == {"path": "voice.json"}
     assert not engines.takes_device_slot(settings, "tts")
+    # the service pins the weights by setting: a voice.json path speaks as the folder does
+    from vestnik.service.catalog import engine_info
+    from vestnik.tts.voice import synthesize
+
+    config = {"defaults": settings}
+    info = engine_info(config, "tts", "voice", ROOT)
+    assert info.available, info.reason
+    pinned = info.pinned()["voice"]
+    assert pinned == {"path": str((voice_folder / "voice.json").resolve())}
+    speech = synthesize("Добрый день.", **{**engines_settings(), **pinned})
+    assert speech.engine == "voice"
+    missing = engine_info({"defaults": {"tts": {"voice": {"path": "nowhere"}}}}, "tts", "voice",
+                          ROOT)
+    assert not missing.available and "voice.json" in missing.reason
+
+
+def engines_settings() -> dict:
+    from vestnik.config import engine_settings
+
+    return engine_settings("tts", "voice", {})
 
 
 @pytest.mark.parametrize("name", ["generator.onnx", "encoder.onnx", "val_ids.txt"])

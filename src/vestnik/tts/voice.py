@@ -23,11 +23,16 @@ _VOICES: dict[tuple, OnnxVoice] = {}
 
 
 def voice_files(block: dict) -> dict[str, Weight]:
-    """The files of the voice folder the engine's settings name (for the workflow's inputs and
-    the service's availability)."""
-    folder = Path(str(block["path"]))
-    return {"path": Weight(str(folder / MANIFEST)),
-            **{name.removesuffix(".onnx"): Weight(str(folder / name)) for name in GRAPHS}}
+    """{"path": the folder's voice.json}: the file the workflow makes an input of the tts step
+    and the service checks and pins. It lists every other file of the folder with its hash,
+    so a changed folder changes it too; `path` may name the folder or this file."""
+    return {"path": Weight(str(voice_folder(str(block["path"])) / MANIFEST))}
+
+
+def voice_folder(path: str | os.PathLike) -> Path:
+    """The voice folder a `path` setting names (the folder itself or its voice.json)."""
+    path = Path(path)
+    return path.parent if path.name == MANIFEST else path
 
 
 def _session(path: Path, threads: int):
@@ -54,7 +59,7 @@ class OnnxVoice(SpeakingVoice):
         except ImportError as exc:
             raise VestnikError("the `voice` TTS engine needs onnxruntime: pip install "
                                "'vestnik[onnx]'", job=job) from exc
-        self.voice = read_voice(folder, (*GRAPHS, "val_ids.txt"), job=job)
+        self.voice = read_voice(voice_folder(folder), (*GRAPHS, "val_ids.txt"), job=job)
         self.add_blank = self.voice.add_blank
         self.sample_rate = self.voice.sample_rate
         self.hop = self.voice.hop
@@ -90,7 +95,7 @@ class OnnxVoice(SpeakingVoice):
 
 def load(path: str, threads: int, job: str | None = None) -> OnnxVoice:
     """The process's loaded voice for this folder (reloaded when a file of it changes)."""
-    folder = Path(path)
+    folder = voice_folder(path)
     stamps = tuple((folder / name).stat().st_mtime_ns if (folder / name).is_file() else None
                    for name in (MANIFEST, *GRAPHS))
     key = (str(folder.resolve()), threads, stamps)
