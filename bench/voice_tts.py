@@ -18,7 +18,9 @@ The mouth measure: the procedural engine's openness track from the speech's phon
 (vestnik.lipsync.visemes.openness_from_events, 25 fps) against the speech's amplitude envelope
 (vestnik.lipsync.quality.envelope), Pearson r per job. It says whether the phoneme timings an
 engine reports fit the audio it made; with random weights the audio has no speech structure,
-so it means something only with trained files.
+so it means something only with trained files. `--render JOB ...` also renders those jobs
+through the workflow with each engine and fits every frame's mouth independently
+(bench/lipsync_quality.py's r_envelope).
 """
 
 from __future__ import annotations
@@ -99,6 +101,37 @@ def mouth_r(speech) -> float:
     return float(np.corrcoef(opening, heard)[0, 1])
 
 
+def rendered_mouth(folder: Path, work: Path, jobs: list[str]) -> dict[str, dict]:
+    """The procedural engine's rendered mouth against the speech, by bench/lipsync_quality.py's
+    independent dlib fit of every frame (r_envelope), for each job spoken by eSpeak NG and by
+    the voice folder: the workflow renders both in `work`."""
+    import subprocess
+
+    import yaml
+
+    sys.path.insert(0, str(ROOT / "bench"))
+    from lipsync_quality import measure_job
+
+    config = yaml.safe_load((ROOT / "config" / "config.yaml").read_text(encoding="utf-8"))
+    texts = job_texts()
+    config["jobs"] = {}
+    for job in jobs:
+        config["jobs"][f"{job}_espeak"] = {"text": texts[job]}
+        config["jobs"][f"{job}_voice"] = {"text": texts[job], "tts": {
+            "engine": "voice", "voice": {"path": str(folder)}}}
+    config["defaults"]["avatar"] = str(ROOT / "resources" / "avatar.png")
+    (work / "config").mkdir(parents=True, exist_ok=True)
+    (work / "config" / "config.yaml").write_text(yaml.safe_dump(config, allow_unicode=True),
+                                                 encoding="utf-8")
+    targets = [f"results/jobs/{name}/final.mp4" for name in config["jobs"]]
+    subprocess.run([str(Path(sys.executable).with_name("snakemake")), "--snakefile",
+                    str(ROOT / "Snakefile"), "--directory", str(work), "--profile",
+                    str(ROOT / "profiles" / "default"), "--cores", "2", *targets],
+                   check=True, capture_output=True,
+                   env={**os.environ, "PYTHONPATH": str(ROOT / "src")})
+    return {name: measure_job(work / "results" / "jobs" / name) for name in config["jobs"]}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=2)
@@ -106,6 +139,8 @@ def main() -> None:
     parser.add_argument("--acoustic", type=Path, default=None)
     parser.add_argument("--vocoder", type=Path, default=None)
     parser.add_argument("--jobs", nargs="*", default=None)
+    parser.add_argument("--render", nargs="*", default=None, metavar="JOB",
+                        help="also render these jobs (eSpeak and voice) and fit their mouths")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
     import torch
@@ -167,10 +202,19 @@ def main() -> None:
     total = {name: sum(speeches[j, name].duration for j in texts)
              / sum(best[j, name] for j in texts) for name in engines}
     print("all jobs: " + ", ".join(f"{name} {value:.1f}x" for name, value in total.items()))
+    rendered = {}
+    if args.render:
+        rendered = rendered_mouth(folder, tmp / "render", args.render)
+        print("| rendered job | speech (s) | r vs envelope | opening range |")
+        print("|---|---|---|---|")
+        for name, figures in rendered.items():
+            print(f"| {name} | {figures['seconds']} | {figures['r_envelope']:.2f} | "
+                  f"{figures['opening_range']:.3f} |")
     if args.json:
         args.json.write_text(json.dumps({"weights": weights, "threads": args.threads,
                                          "load": [load_before, load_after], "rows": rows,
-                                         "all_jobs_x_realtime": total}, indent=1))
+                                         "all_jobs_x_realtime": total, "rendered": rendered},
+                                        indent=1))
 
 
 if __name__ == "__main__":
