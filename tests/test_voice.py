@@ -355,3 +355,32 @@ def test_cli_exports_through_the_gate_and_checks_a_folder(tmp_path, capsys):
     assert main(["voice", "check", str(tmp_path / "weak"), "--text", TEXT]) == 0
     out = capsys.readouterr().out
     assert "every file matches voice.json (NOT shippable" in out and "spoke" in out
+
+
+@pytest.mark.slow
+def test_gpu_script_rehearses_end_to_end_on_the_cpu(festvox_package, tmp_path):
+    """bench/voice_gpu.py: a bundle of 40 recordings, then `train --quick` from it alone (the
+    bundle's own source and config): corpus steps, both trainings for a short budget, held-out
+    scores, a voice folder whose graphs match torch, and what it returns."""
+    script = ROOT / "bench" / "voice_gpu.py"
+    env = {"PATH": "/usr/bin:/bin", "OMP_NUM_THREADS": "1", "HOME": str(Path.home())}
+    bundle, out = tmp_path / "bundle", tmp_path / "out"
+    subprocess.run([sys.executable, str(script), "pack", "--bundle", str(bundle),
+                    "--festvox-root", str(festvox_package), "--subset", "40", "--no-wheels"],
+                   check=True, capture_output=True, env=env, timeout=600)
+    packed = json.loads((bundle / "bundle.json").read_text())
+    assert packed["corpus"]["recordings"] == 40
+    assert packed["corpus"]["max_length_difference_samples"] == 0
+    result = subprocess.run([sys.executable, str(bundle / "voice_gpu.py"), "train", "--bundle",
+                             str(bundle), "--out", str(out), "--work", str(tmp_path / "work"),
+                             "--quick", "--budget", "20", "--probe", "4", "--eval-limit", "4"],
+                            capture_output=True, text=True, env=env, timeout=900)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert sorted(p.name for p in out.iterdir()) == [
+        "acoustic.pt", "generator.pt", "report.tar.gz", "summary.json"]
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["acoustic"]["steps"] >= 4 and summary["vocoder"]["steps"] >= 4
+    assert summary["corpus"]["val"] == 16
+    assert max(summary["held_out"]["onnx_max_difference"].values()) < 1e-3
+    assert summary["held_out"]["gate_problems"]  # minutes of CPU do not reach the bar
+    load_acoustic(out / "acoustic.pt")
