@@ -384,3 +384,16 @@ def test_gpu_script_rehearses_end_to_end_on_the_cpu(festvox_package, tmp_path):
     assert max(summary["held_out"]["onnx_max_difference"].values()) < 1e-3
     assert summary["held_out"]["gate_problems"]  # minutes of CPU do not reach the bar
     load_acoustic(out / "acoustic.pt")
+
+
+def test_export_reads_the_training_wall_time_from_the_benchmarks(tmp_path, monkeypatch):
+    from vestnik.tts.neural import model_files
+    from vestnik.voice.cli import _benchmarked_wall_time
+
+    monkeypatch.chdir(tmp_path)
+    bench = tmp_path / "results/models/benchmarks"
+    bench.mkdir(parents=True)
+    (bench / "acoustic_voice_train.tsv").write_text("s\th:m:s\tmax_rss\n412.5\t0:06:52\t900\n")
+    files = model_files({"acoustic": "voice", "vocoder": "voice"})
+    assert _benchmarked_wall_time(files) == "acoustic 412 s (snakemake benchmarks)"
+    assert _benchmarked_wall_time(model_files({"acoustic": "a.pt", "vocoder": "g.pt"})) is None

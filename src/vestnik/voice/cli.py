@@ -46,6 +46,7 @@ def cmd_export(args: argparse.Namespace) -> None:
             metrics = metrics_from_files(found["vocoder"], found["acoustic"])
     ruslan = config["ruslan"]
     out = Path(args.out or Path(VOICES) / args.name)
+    wall_time = args.wall_time or _benchmarked_wall_time(files)
     build_voice(
         out,
         acoustic=files["acoustic"].path,
@@ -58,9 +59,27 @@ def cmd_export(args: argparse.Namespace) -> None:
         limit=args.limit,
         config=args.config,
         trained_on=args.trained_on,
-        wall_time=args.wall_time,
+        wall_time=wall_time,
     )
     print(out)
+
+
+def _benchmarked_wall_time(files: dict) -> str | None:
+    """The training rules' wall times from their Snakemake benchmark files, for experiments."""
+    from vestnik import layout
+    from vestnik.io import read_tsv
+
+    parts = []
+    for kind, weight in files.items():
+        if not weight.experiment:
+            continue
+        path = Path(layout.fill(layout.MODEL_BENCHMARK, kind=kind, name=weight.experiment,
+                                step="train"))
+        if path.is_file():
+            rows = read_tsv(path)
+            if rows and rows[-1].get("s"):
+                parts.append(f"{kind} {float(rows[-1]['s']):.0f} s")
+    return ", ".join(parts) + " (snakemake benchmarks)" if parts else None
 
 
 def cmd_check(args: argparse.Namespace) -> None:
