@@ -18,7 +18,7 @@ $(VENV)/.installed-run: pyproject.toml | $(BIN)/activate
 	touch $@
 
 $(VENV)/.installed-dev: pyproject.toml | $(BIN)/activate
-	$(PIP) -e ".[torch,dev,slurm,eval]"
+	$(PIP) -e ".[torch,onnx,dev,slurm,eval]"
 	touch $@ $(VENV)/.installed-run
 
 run: $(VENV)/.installed-run

@@ -19,7 +19,7 @@ from vestnik.runner import setup_logging
 
 DEFAULT_CONFIG = "config/config.yaml"
 COMMAND_MODULES: tuple[str, ...] = (
-    "vestnik.service.cli", "vestnik.status", "vestnik.vocoder.cli",
+    "vestnik.service.cli", "vestnik.status", "vestnik.vocoder.cli", "vestnik.voice.cli",
 )
 """Modules that add their own subcommands through a `register(subparsers)` function."""
 

@@ -154,6 +154,15 @@ def load_config(path: str | os.PathLike) -> dict:
     return validate_config(config, f"config {path}")
 
 
+def load_configs(*paths: str | os.PathLike) -> dict:
+    """The config Snakemake sees with `--configfile A B ...`: each file merged over the one
+    before key by key (config/config.yaml first, as the Snakefile reads it), checked and filled."""
+    merged: dict = {}
+    for path in paths:
+        merged = deep_merge(merged, read_yaml(path) or {})
+    return validate_config(merged, "config " + " + ".join(str(p) for p in paths))
+
+
 def sort_keys(value: object) -> object:
     """A copy of `value` with every mapping's keys in sorted order.
 

@@ -83,6 +83,12 @@ def _neural_tts_slot(block: dict) -> bool:
     return block["device"] != "cpu"
 
 
+def _voice_tts_weights(block: dict) -> dict[str, Weight]:
+    from vestnik.tts.voice import voice_files
+
+    return voice_files(block)
+
+
 def _wav2lip_weights(block: dict) -> dict[str, Weight]:
     return {"checkpoint": Weight(str(block["checkpoint"]))}
 
@@ -100,6 +106,14 @@ REGISTRY: dict[str, dict[str, Engine]] = {
             device_slot=_neural_tts_slot,
             weights=_neural_tts_weights,
             extra="torch",
+        ),
+        "voice": Engine(
+            "tts",
+            "voice",
+            "vestnik.tts.voice:synthesize",
+            "a voice folder's ONNX graphs on onnxruntime (CPU, no torch)",
+            weights=_voice_tts_weights,
+            extra="onnx",
         ),
     },
     "lipsync": {

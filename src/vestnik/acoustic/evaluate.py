@@ -60,7 +60,7 @@ def evaluate_acoustic(
     """
     from vestnik.acoustic.checkpoint import load_acoustic
     from vestnik.acoustic.data import text_ids
-    from vestnik.acoustic.synth import _fold_blanks
+    from vestnik.acoustic.speak import fold_blanks as _fold_blanks
     from vestnik.corpus.festvox import read_labels
     from vestnik.corpus.preprocess import CleanSettings, trim_offset
 

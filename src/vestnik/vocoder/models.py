@@ -264,6 +264,10 @@ class Generator(nn.Module):
     def forward(self, mel: torch.Tensor) -> torch.Tensor:
         if not (self.training or torch.is_grad_enabled() or self.has_weight_norm):
             return self._inference(mel)
+        return self.reference(mel)
+
+    def reference(self, mel: torch.Tensor) -> torch.Tensor:
+        """The plain forward pass (training, and graph export: no fused CPU-only ops)."""
         x = self.conv_pre(mel)
         for i, up in enumerate(self.ups):
             x = up(F.leaky_relu(x, LRELU_SLOPE))
