@@ -9,7 +9,8 @@ phone labels; vocoder: mel L1, MCD, PESQ, STOI) and prints one table per model: 
 minutes of that model's training process, with its steps per CPU second and per wall second.
 CPU minutes rather than wall minutes: on a shared machine the wall clock measures the others.
 
-Usage:  python bench/real_speech.py train [--cpu-log FILE] [--every 30] [snakemake args...]
+Usage:  python bench/real_speech.py train [--kind acoustic|vocoder] [--cpu-log FILE]
+                                        [--every 30] [snakemake args...]
         python bench/real_speech.py evaluate [--cpu-log FILE] [--out FILE.json] [--limit N]
 """
 
@@ -27,7 +28,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 MODELS = ROOT / "results" / "models"
-TARGETS = ["results/models/vocoder/real/generator.pt", "results/models/acoustic/real/model.pt"]
+TARGETS = {"vocoder": "results/models/vocoder/real/generator.pt",
+           "acoustic": "results/models/acoustic/real/model.pt"}
 _STEP_RE = re.compile(r"\|\s*(\d+)/(\d+)")
 
 
@@ -77,8 +79,9 @@ def _last_step(kind: str) -> str:
     return f"{found[-1][0]}/{found[-1][1]}" if found else ""
 
 
-def train(cpu_log: Path, every: float, extra: list[str]) -> int:
-    command = ["snakemake", *TARGETS, "--cores", "2", "--resources", "gpu=2",
+def train(cpu_log: Path, every: float, kinds: list[str], extra: list[str]) -> int:
+    command = ["snakemake", *(TARGETS[kind] for kind in kinds), "--cores", "2",
+               "--resources", "gpu=2",
                "--configfile", "config/real-speech.yaml", *extra]
     cpu_log.parent.mkdir(parents=True, exist_ok=True)
     process = subprocess.Popen(command, cwd=ROOT)
@@ -230,9 +233,11 @@ def main() -> int:
     parser.add_argument("--every", type=float, default=30.0)
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument("--limit", type=int, default=None)
+    parser.add_argument("--kind", choices=tuple(TARGETS), action="append",
+                        help="train only this model (repeatable; default both)")
     args, extra = parser.parse_known_args()
     if args.mode == "train":
-        return train(args.cpu_log, args.every, extra)
+        return train(args.cpu_log, args.every, args.kind or list(TARGETS), extra)
     evaluate(args.cpu_log, args.out, args.limit)
     return 0
 

@@ -139,6 +139,24 @@ def _tiny_vocoder_file(path: Path, mel: dict | None = None) -> Path:
     return path
 
 
+def test_duration_loss_is_minimised_by_the_mean_frame_count_not_the_median():
+    """Durations are right-skewed (a comma's pause is 2 frames or 60): a loss whose minimiser
+    is the median (squared error of log durations) makes utterances too short by the gap between
+    the mean and the median. The deviance's optimum is the mean, so predictions sum right."""
+    from vestnik.acoustic.model import duration_deviance
+
+    frames = torch.tensor([2.0, 3.0, 3.0, 4.0, 5.0, 8.0, 15.0, 40.0])
+    for centre, slope in ((frames.mean(), 0.0), (torch.exp(torch.log(frames).mean()), -1.0)):
+        logw = torch.log(centre).repeat(frames.numel()).requires_grad_()
+        duration_deviance(logw, frames).sum().backward()
+        gradient = float(logw.grad.sum())
+        assert gradient == pytest.approx(0.0, abs=1e-4) if slope == 0.0 else gradient < -10
+    exact = duration_deviance(torch.log(frames), frames)
+    assert torch.allclose(exact, torch.zeros_like(exact), atol=1e-5)
+    empty = duration_deviance(torch.tensor([0.5]), torch.tensor([0.0]))
+    assert torch.isfinite(empty).all() and float(empty) == pytest.approx(2 * np.exp(0.5))
+
+
 def test_model_from_another_symbol_table_is_refused(tmp_path):
     path = _tiny_model_file(tmp_path / "model.pt")
     data = torch.load(path, weights_only=True)

@@ -291,3 +291,68 @@ def test_festvox_converts_to_the_ruslan_layout_with_labels(festvox_package, tmp_
     rows = scan_corpus(root, tmp_path / "scan.tsv", 2)
     assert {r["status"] for r in rows} == {"ok"} and len(rows) == 620
     assert {r["sample_rate"] for r in rows} == {16000}
+
+
+def _check_festvox_layout(root):
+    """The RUSLAN layout the rule festvox_corpus leaves: every recording, its transcript with
+    its stress marks, its phone labels, and the package's licence notice."""
+    from vestnik.corpus import LABEL_DIR
+    from vestnik.corpus.festvox import NOTICE_NAME, read_labels
+
+    lines = (root / METADATA_NAME).read_text(encoding="utf-8").splitlines()
+    assert len(lines) == 620 and lines[0].startswith("ru_0001|")
+    assert sum("+" in line for line in lines) == 132
+    assert len(list((root / WAV_DIR).glob("ru_*.wav"))) == 620
+    assert sf.info(str(root / WAV_DIR / "ru_0620.wav")).samplerate == 16000
+    labels = sorted((root / LABEL_DIR).glob("ru_*.lab"))
+    assert len(labels) == 620
+    phones = read_labels(labels[-1])
+    assert phones[0][2] == "pau" and phones[-1][2] == "pau" and len(phones) > 10
+    notice = (root / NOTICE_NAME).read_text(encoding="utf-8", errors="replace")
+    assert "BSD" in notice and "Shmyrev" in notice
+
+
+def _festvox_config(**ruslan):
+    config = base_config({})
+    config["ruslan"] = {**config["ruslan"], "source": "festvox-ru", **ruslan}
+    return config
+
+
+@pytest.mark.slow
+def test_rule_festvox_corpus_converts_a_given_unpacked_package(festvox_package, tmp_path):
+    from vestnik import layout
+
+    result = run_workflow(tmp_path, _festvox_config(festvox_root=str(festvox_package)),
+                          f"{layout.FESTVOX_CORPUS}/{METADATA_NAME}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    _check_festvox_layout(tmp_path / layout.FESTVOX_CORPUS)
+    assert not (tmp_path / layout.FESTVOX_DOWNLOAD).exists()
+
+
+@pytest.mark.slow
+def test_rule_festvox_corpus_unpacks_the_package_into_the_relative_results_folder(
+        festvox_package, tmp_path):
+    """No festvox_root: the rule fetches and unpacks into results/ (a path relative to the
+    working directory, as the rule gives it). A package file cached beside the fixture's copy
+    is placed there first (apt-get download would fetch the same 179 MB file again); without
+    one, apt-get downloads it."""
+    import shutil
+
+    from vestnik import layout
+
+    if shutil.which("dpkg-deb") is None:
+        pytest.skip("unpacking festvox-ru needs dpkg-deb (Debian/Ubuntu)")
+    download = tmp_path / layout.FESTVOX_DOWNLOAD
+    cached = sorted(festvox_package.parent.glob("festvox-ru_*.deb"))
+    if cached:
+        download.mkdir(parents=True)
+        (download / cached[-1].name).symlink_to(cached[-1])
+    elif shutil.which("apt-get") is None or subprocess.run(
+            ["apt-get", "download", "--print-uris", "festvox-ru"], capture_output=True,
+            check=False).returncode != 0:
+        pytest.skip("no cached festvox-ru package and apt cannot fetch one")
+    result = run_workflow(tmp_path, _festvox_config(festvox_root=None),
+                          f"{layout.FESTVOX_CORPUS}/{METADATA_NAME}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert (download / "unpacked" / "usr" / "share" / "doc" / "festvox-ru").is_dir()
+    _check_festvox_layout(tmp_path / layout.FESTVOX_CORPUS)

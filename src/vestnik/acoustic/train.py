@@ -38,7 +38,7 @@ from vestnik.acoustic.data import (
     mel_statistics,
     read_items,
 )
-from vestnik.acoustic.model import AcousticModel, count_parameters
+from vestnik.acoustic.model import DURATION_LOSS, AcousticModel, count_parameters
 from vestnik.io import write_tsv
 from vestnik.mel import LOG_SILENCE
 
@@ -69,13 +69,13 @@ class AcousticTraining(training.Recipe):
     curve_panels = (
         ("total loss", ("loss", "val_loss")),
         ("prior (Gaussian NLL per value)", ("prior", "val_prior")),
-        ("log-duration MSE", ("duration", "val_duration")),
+        ("duration (Poisson deviance per frame + length)", ("duration", "val_duration")),
         ("mel L1 (log-mel units)", ("mel_l1", "val_mel_l1")),
     )
     best_metric = BEST_METRIC
     samples = SAMPLES
     run_only_keys = RUN_ONLY_KEYS
-    identity = {"symbols": symbols.VERSION}
+    identity = {"symbols": symbols.VERSION, "durations": DURATION_LOSS}
 
     def __init__(self, name: str, config: dict[str, Any], device: torch.device, train_tsv: Path,
                  val_tsv: Path, out_dir: Path):
@@ -114,8 +114,8 @@ class AcousticTraining(training.Recipe):
 
     def _losses(self, batch: Mapping[str, torch.Tensor], model: torch.nn.Module,
                 weights: Mapping[str, float] | None = None) -> dict[str, torch.Tensor]:
-        """The model's losses and their weighted sum; `weights` ("frames", "tokens", "rows")
-        scale the per-frame, per-token and per-utterance means of a rank's share to the whole
+        """The model's losses and their weighted sum; `weights` ("frames", "rows")
+        scale the per-frame and per-utterance means of a rank's share to the whole
         batch's."""
         batch = {key: self.to_device(value) for key, value in batch.items()}
         with self.autocast():
@@ -125,7 +125,7 @@ class AcousticTraining(training.Recipe):
             constant = out["prior"] - out["prior_raw"]
             for key in ("prior_raw", "decoder", "mel_l1"):
                 out[key] = out[key] * weights["frames"]
-            out["duration"] = (out["token_durations"] * weights["tokens"]
+            out["duration"] = (out["token_durations"] * weights["frames"]
                                + out["total_length"] * weights["rows"])
             out["prior"] = out["prior_raw"] + constant
         out["loss"] = (out["prior_raw"] + self.config["duration_weight"] * out["duration"]
@@ -138,7 +138,6 @@ class AcousticTraining(training.Recipe):
         self.optim.zero_grad(set_to_none=True)
         batch = self.batches.batch(*divmod(step, self.batches.per_epoch), self.ranks)
         weights = self.ranks.weights({"frames": batch["mel_lengths"].sum(),
-                                      "tokens": batch["token_lengths"].sum(),
                                       "rows": len(batch["mel_lengths"])})
         out = self._losses(batch, self.model_ranks, weights)
         out["loss"].backward()
