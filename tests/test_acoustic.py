@@ -87,6 +87,42 @@ def test_text_tokens_of_awkward_texts(text, expected):
     assert all(symbol in symbols.SYMBOL_ID for symbol in tokens.symbols)
 
 
+@pytest.mark.parametrize("text", ["з+амок и зам+ок.", "за\u0301мок и замо\u0301к."])
+def test_training_tokens_take_the_marked_stress_and_never_read_the_mark(text):
+    """A transcript's '+' (before the vowel) or U+0301 (after it) stresses that vowel in the
+    model's training tokens; eSpeak alone says "зам+ок" for both words, and the mark is not
+    spoken as "плюс"."""
+    from vestnik.acoustic.data import text_ids
+
+    _, tokens = text_ids(text, add_blank=False)
+    words = " ".join(tokens.symbols).split("   ")
+    assert words == ["z ˈɑ m ʌ k", "ɪ", "z a m ˈo k ."]
+    assert "p" not in tokens.symbols and "lʲ" not in tokens.symbols
+
+
+def test_utterances_training_cannot_use_are_left_out_with_their_reason(tmp_path, caplog):
+    """A transcript with nothing to say ("…", "—"), one longer than max_frames and one with
+    fewer frames than tokens are left out, counted by reason in the log; digits are spelled."""
+    from vestnik.acoustic.data import read_items, text_ids
+    from vestnik.io import write_tsv
+
+    split = tmp_path / "train.tsv"
+    rows = [("a", "В 2026 году.", 400), ("b", "… — !", 300), ("c", "Длинная фраза.", 5000),
+            ("d", "Очень длинная фраза для трёх кадров.", 3)]
+    write_tsv(split, ("id", "mel", "frames", "text"),
+              [{"id": i, "mel": f"{i}.npy", "frames": n, "text": t} for i, t, n in rows])
+    with caplog.at_level(logging.INFO, logger="vestnik.acoustic"):
+        items = read_items(split, add_blank=True, max_frames=1000)
+    assert [item.id for item in items] == ["a"]
+    spelled = text_ids("В две тысячи двадцать шестом году.", add_blank=False)[1]
+    assert items[0].phonemes == " ".join(spelled.symbols)
+    assert "{'no phonemes': 1, 'too long': 1, 'too short': 1}" in caplog.text
+    write_tsv(split, ("id", "mel", "frames", "text"), [{"id": "b", "mel": "b.npy",
+                                                       "frames": 300, "text": "…"}])
+    with pytest.raises(VestnikError, match="no usable utterances"):
+        read_items(split, add_blank=True, max_frames=1000)
+
+
 def test_every_phoneme_has_a_viseme():
     """Lip-sync reads the IPA symbols of speech.json: vowels open by height, stress opens more."""
     for symbol in symbols.SYMBOLS:

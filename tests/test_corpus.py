@@ -251,6 +251,11 @@ def test_real_corpus_faults_are_quarantined_or_normalised(tmp_path):
     assert items["000007"]["status"] == "rejected"
     assert items["000007"]["reason"].startswith("clipped (")
     assert items["000001"]["status"] == "ok"
+    # the digits of a kept transcript reach training spelled out (the normaliser's code)
+    from vestnik.acoustic.data import text_ids
+
+    assert (text_ids(lines[3].split("|")[1], False)[1].symbols
+            == text_ids("Вол+ос и з+амок номер четыре.", False)[1].symbols)
 
 
 def test_corpus_root_follows_the_source():
