@@ -37,6 +37,7 @@ wildcard_constraints:
 
 include: "workflow/rules/common.smk"
 include: "workflow/rules/tts.smk"
+include: "workflow/rules/revoice.smk"
 include: "workflow/rules/video.smk"
 include: "workflow/rules/report.smk"
 include: "workflow/rules/data.smk"

@@ -211,9 +211,28 @@ def check_settings(settings: dict, job: str) -> dict:
 
 
 def check_job(config: dict, job: str) -> dict:
-    """Check one job's entry and its merged settings; return the settings, defaults filled in."""
-    check_schema(job_entry(config, job), _definition("job"), "job entry", job, fill=False)
-    return check_settings(merged_settings(config, job), job)
+    """Check one job's entry and its merged settings; return the settings, defaults filled in.
+
+    A recording with a transcript is re-voiced by the neural voice, so it needs
+    `tts.engine: neural`; a recording without one cannot be (no speech recogniser ships).
+    """
+    entry = job_entry(config, job)
+    check_schema(entry, _definition("job"), "job entry", job, fill=False)
+    settings = check_settings(merged_settings(config, job), job)
+    if "audio" in entry:
+        engine = settings["tts"]["engine"]
+        transcript = job_transcript(config, job)
+        if transcript and engine != "neural":
+            raise VestnikError(
+                f"a transcript ({transcript[0]}) beside `audio` re-voices the recording, which "
+                f"needs tts.engine neural (this job's engine is {engine}); drop the transcript "
+                "to use the recording as it is", job=job)
+        if not transcript and engine == "neural":
+            raise VestnikError(
+                "re-voicing a recording with the neural voice needs its transcript: give "
+                "`text` or `text_file` beside `audio` (no speech recogniser ships with "
+                "Vestnik), or set tts.engine espeak to use the recording as it is", job=job)
+    return settings
 
 
 def job_settings(config: dict, job: str) -> dict:
@@ -222,12 +241,27 @@ def job_settings(config: dict, job: str) -> dict:
 
 
 def job_input(config: dict, job: str) -> tuple[str, str]:
-    """The job's single input as (kind, value): kind is text, text_file or audio."""
+    """The job's speech input as (kind, value): kind is text, text_file or audio (a recording
+    with a transcript is its audio; `job_transcript` gives the transcript)."""
     entry = job_entry(config, job)
+    if "audio" in entry:
+        return "audio", entry["audio"]
     for key in INPUT_KEYS:
         if key in entry:
             return key, entry[key]
     raise VestnikError("a job needs one of text, text_file or audio", job=job)
+
+
+def job_transcript(config: dict, job: str) -> tuple[str, str] | None:
+    """(text or text_file, value) of a recording's transcript: the job re-voices its `audio`;
+    None for a job without a recording or without a transcript."""
+    entry = job_entry(config, job)
+    if "audio" not in entry:
+        return None
+    for key in ("text", "text_file"):
+        if key in entry:
+            return key, entry[key]
+    return None
 
 
 def block_schema(where: str) -> dict:
@@ -280,6 +314,7 @@ def _chosen_engine(settings: dict, kind: str) -> dict:
 
 STEPS = {
     "tts": lambda s: {"tts": _chosen_engine(s, "tts")},
+    "revoice": lambda s: {"tts": _chosen_engine(s, "tts"), "revoice": s["revoice"]},
     "plan": lambda s: {"chunks": s["chunks"]},
     "lipsync": lambda s: {
         "avatar": s["avatar"],

@@ -126,12 +126,14 @@ def job_provenance_inputs(config: Mapping[str, Any], job: str) -> tuple[dict, li
     are its text or audio file and its avatar; the model files are those its engines load
     (a Wav2Lip checkpoint, the neural TTS models), where they exist.
     """
-    from vestnik.config import check_job, job_input
+    from vestnik.config import check_job, job_input, job_transcript
 
     kind, value = job_input(dict(config), job)
     settings = check_job(dict(config), job)
-    block = {"job": job, "input": {kind: value}, "settings": settings, "fps": config["fps"]}
-    inputs = [value] if kind in ("text_file", "audio") else []
+    transcript = job_transcript(dict(config), job)
+    given = {kind: value, **(dict([transcript]) if transcript else {})}
+    block = {"job": job, "input": given, "settings": settings, "fps": config["fps"]}
+    inputs = [v for k, v in given.items() if k in ("text_file", "audio")]
     inputs.append(settings["avatar"])
     from vestnik import engines
 

@@ -10,6 +10,8 @@
   strings come from different sources (eSpeak's transcription, a labeller's), so they are
   first aligned by edit distance over broad classes; the start times of the matching pairs are
   then compared.
+- Loudness envelope correlation: how closely one speech's loudness follows another's over
+  time (re-voiced speech against its recording), frame by frame at the video's rate.
 """
 
 from __future__ import annotations
@@ -177,3 +179,33 @@ def write_evaluation(files: Mapping[str, Path], fields: Sequence[str], rows: lis
         summary[key] = round(float(np.mean(values)), 4) if values else None
     write_json(files["metrics"], summary)
     return summary
+
+
+ENVELOPE_FLOOR_DB = -60.0
+"""Loudness floor (dB below each signal's loudest frame) of `envelope_correlation`: below it
+a frame is silence, however quiet."""
+
+
+def loudness_envelope(samples: np.ndarray, sample_rate: int, fps: float = 25.0) -> np.ndarray:
+    """Level in dB (relative to the loudest frame, floored at ENVELOPE_FLOOR_DB) of every
+    1/fps-second frame, the last one zero-padded."""
+    step = sample_rate / fps
+    frames = max(1, math.ceil(len(samples) / step - 1e-9))
+    edges = np.round(np.arange(frames + 1) * step).astype(np.int64)
+    squares = np.concatenate([[0.0], np.cumsum(np.asarray(samples, np.float64) ** 2)])
+    ends = np.minimum(edges[1:], len(samples))
+    power = (squares[ends] - squares[np.minimum(edges[:-1], len(samples))]) / step
+    level = 10 * np.log10(np.maximum(power, 1e-20))
+    return np.maximum(level - level.max(), ENVELOPE_FLOOR_DB)
+
+
+def envelope_correlation(a: np.ndarray, b: np.ndarray, sample_rate: int,
+                         fps: float = 25.0) -> float:
+    """Pearson r of two speeches' loudness envelopes (dB, 1/fps frames) over their common
+    frames: 1 when one gets loud and quiet exactly where the other does."""
+    x, y = loudness_envelope(a, sample_rate, fps), loudness_envelope(b, sample_rate, fps)
+    n = min(len(x), len(y))
+    x, y = x[:n], y[:n]
+    if n < 2 or x.std() == 0 or y.std() == 0:
+        return 0.0
+    return float(np.corrcoef(x, y)[0, 1])

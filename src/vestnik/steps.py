@@ -79,13 +79,12 @@ def read_text_input(kind: str, value: str, job: str) -> str:
         raise VestnikError(message, job=job, path=path) from exc
 
 
-def preflight(job: str, settings: dict, kind: str, value: str) -> None:
-    """Cheap checks of everything a job needs, before any heavy work starts."""
+def preflight(job: str, settings: dict, kind: str, value: str,
+              transcript: tuple[str, str] | None = None) -> None:
+    """Cheap checks of everything a job needs, before any heavy work starts; `transcript` is
+    a re-voiced recording's (text or text_file, value), checked as a text input is."""
     from vestnik.avatar import load_avatar
     from vestnik.lipsync import check_engine
-    from vestnik.text.encoding import encoding_problem
-    from vestnik.text.normalize import has_speakable
-
     settings = check_settings(settings, job)
     limits = settings["limits"]
     avatar = load_avatar(settings["avatar"], job=job)
@@ -105,7 +104,17 @@ def preflight(job: str, settings: dict, kind: str, value: str) -> None:
                 "(cut short while copying or recording?); using what it holds",
                 job, value, f"{shortfall[0]:,.2f}", shortfall[1],
             )
+        if transcript is not None:
+            _check_text_input(job, limits, *transcript, what="the transcript")
         return
+    _check_text_input(job, limits, kind, value)
+
+
+def _check_text_input(job: str, limits: dict, kind: str, value: str,
+                      what: str = "the text") -> None:
+    from vestnik.text.encoding import encoding_problem
+    from vestnik.text.normalize import has_speakable
+
     path = value if kind == "text_file" else None
     size = Path(path).stat().st_size if path and Path(path).is_file() else 0
     if size > 4 * limits["max_text_chars"]:  # UTF-8 needs at most 4 bytes a character
@@ -122,10 +131,33 @@ def preflight(job: str, settings: dict, kind: str, value: str) -> None:
         raise VestnikError(problem, job=job, path=path)
     _check_text_size(text, limits["max_text_chars"], job, path)
     if not text.strip():
-        raise VestnikError("the text is empty", job=job)
+        raise VestnikError(f"{what} is empty", job=job, path=path)
     if not has_speakable(text):
-        raise VestnikError("the text has nothing speakable (no letters or numbers)", job=job)
+        raise VestnikError(f"{what} has nothing speakable (no letters or numbers)", job=job,
+                           path=path)
     _warn_foreign_script(text, job)
+
+
+def plan_revoice_job(job: str, settings: dict, audio: str, transcript: tuple[str, str],
+                     out_plan: str, out_recording: str) -> dict:
+    """Step 1 of re-voicing a recording (vestnik.revoice): its pieces and their words."""
+    from vestnik.revoice import plan_revoicing, read_transcript
+
+    settings = check_settings(settings, job)
+    preflight(job, settings, "audio", audio, transcript)
+    text = read_transcript(*transcript, job)
+    return plan_revoicing(job, audio, text, settings["tts"], settings["revoice"], out_plan,
+                          out_recording)
+
+
+def revoice_piece_job(job: str, settings: dict, plan: str, recording: str, index: int,
+                      out_wav: str, out_json: str, gpu: dict | None = None) -> dict:
+    """Step 2 of re-voicing: one piece aligned and spoken (its own Snakemake job)."""
+    from vestnik.revoice import revoice_piece
+
+    settings = check_settings(settings, job)
+    return revoice_piece(job, plan, recording, index, settings["tts"], settings["revoice"],
+                         out_wav, out_json, gpu=gpu)
 
 
 def synthesize_job(
@@ -136,8 +168,10 @@ def synthesize_job(
     out_wav: str,
     out_json: str,
     gpu: dict | None = None,
+    pieces: tuple[str, list[str], list[str]] | None = None,
 ) -> None:
-    """Speech for a job: TTS of its text, or its own recording resampled to 22,050 Hz.
+    """Speech for a job: TTS of its text, its own recording resampled to 22,050 Hz, or, with
+    `pieces` (plan, piece wavs, piece records), its re-voiced recording joined.
 
     `gpu` is the config's `gpu:` block, for TTS engines that take a device slot.
     """
@@ -145,6 +179,11 @@ def synthesize_job(
     from vestnik.tts.speech import Speech
 
     settings = check_settings(settings, job)
+    if pieces is not None:
+        from vestnik.revoice import join_pieces
+
+        join_pieces(job, *pieces, settings["revoice"], out_wav, out_json)
+        return
     preflight(job, settings, kind, value)
     if kind == "audio":
         try:

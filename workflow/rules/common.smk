@@ -8,7 +8,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 from vestnik import engines, layout
-from vestnik.config import check_job, job_input, step_settings
+from vestnik.config import check_job, job_input, job_transcript, step_settings
 from vestnik.errors import VestnikError
 from vestnik.layout import fill
 from vestnik.priorities import stage_priority
@@ -97,7 +97,41 @@ def engine_env(kind):
     return env
 
 
+def revoicing(job):
+    """Whether the job re-voices its recording (audio plus a transcript; vestnik.revoice)."""
+    return checked_settings(job) is not None and job_transcript(config, job) is not None
+
+
+def revoice_inputs(wildcards):
+    """The recording, its transcript file (if any) and the voice's model files."""
+    inputs = {"avatar": avatar_input(wildcards), **engine_models("tts")(wildcards)}
+    if revoicing(wildcards.job):
+        inputs["source"] = existing(job_input(config, wildcards.job)[1])
+        kind, value = job_transcript(config, wildcards.job)
+        if kind == "text_file":
+            inputs["transcript"] = existing(value)
+    return inputs
+
+
+def revoiced_pieces(job):
+    """(plan, piece wavs, piece records) of a re-voicing job, once its plan is written."""
+    from vestnik.revoice import piece_count
+
+    plan = checkpoints.revoice_plan.get(job=job).output.plan
+    pieces = range(piece_count(plan))
+    return (plan, expand(layout.REVOICE_PIECE_WAV, job=job, i=pieces),
+            expand(layout.REVOICE_PIECE_JSON, job=job, i=pieces))
+
+
+def speech_slots(wildcards):
+    """Device slots of the tts step: none where it only joins a re-voiced recording's pieces."""
+    return 0 if revoicing(wildcards.job) else device_slots("tts")(wildcards)
+
+
 def speech_inputs(wildcards):
+    if revoicing(wildcards.job):
+        plan, wavs, records = revoiced_pieces(wildcards.job)
+        return {"plan": plan, "piece_wavs": wavs, "piece_records": records}
     inputs = {"avatar": avatar_input(wildcards), **engine_models("tts")(wildcards)}
     if checked_settings(wildcards.job) is not None:
         kind, value = job_input(config, wildcards.job)

@@ -1,4 +1,5 @@
-# Speech for each job: TTS of its text, or its own recording, plus timings in speech.json.
+# Speech for each job: TTS of its text, its own recording, or its re-voiced recording joined
+# from its pieces (revoice.smk), plus timings in speech.json.
 
 
 rule tts:
@@ -18,7 +19,7 @@ rule tts:
         source=job_source,
     priority: job_priority("speech")
     resources:
-        gpu=device_slots("tts"),
+        gpu=speech_slots,
     conda:
         engine_env("tts")
     log:

@@ -14,6 +14,10 @@ job = snakemake.wildcards.job
 def synthesize():
     settings = check_job(snakemake.config, job)
     kind, value = job_input(snakemake.config, job)
+    pieces = None
+    if hasattr(snakemake.input, "plan"):  # a re-voiced recording's pieces (vestnik.revoice)
+        pieces = (snakemake.input.plan, list(snakemake.input.piece_wavs),
+                  list(snakemake.input.piece_records))
     synthesize_job(
         job,
         settings,
@@ -22,6 +26,7 @@ def synthesize():
         snakemake.output.wav,
         snakemake.output.json,
         gpu=snakemake.config.get("gpu"),
+        pieces=pieces,
     )
 
 
