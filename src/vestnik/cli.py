@@ -13,7 +13,7 @@ import tempfile
 from pathlib import Path
 
 from vestnik import steps
-from vestnik.config import job_entry, job_input, job_settings, load_config
+from vestnik.config import job_entry, job_input, job_settings, job_transcript, load_config
 from vestnik.errors import VestnikError
 from vestnik.runner import setup_logging
 
@@ -109,6 +109,33 @@ def cmd_merge(args: argparse.Namespace) -> None:
     print(out)
 
 
+def cmd_revoice(args: argparse.Namespace) -> None:
+    """Re-voice a recording with its transcript (vestnik.revoice), as a workflow job would."""
+    from vestnik.revoice import revoice_file
+
+    out = output_path(args.out, ".wav")
+    config = load_config(args.config)
+    entry: dict = {"audio": args.recording}
+    if args.text is not None:
+        entry["text"] = args.text
+    else:
+        entry["text_file"] = args.text_file
+    neural = {key: value for key, value in (("acoustic", args.acoustic),
+                                            ("vocoder", args.vocoder)) if value}
+    entry["tts"] = {"engine": "neural", **({"neural": neural} if neural else {})}
+    job = args.job
+    config["jobs"] = {**config.get("jobs", {}), job: entry}
+    settings = job_settings(config, job)
+    transcript = job_transcript(config, job)
+    steps.preflight(job, settings, "audio", args.recording, transcript)
+    from vestnik.revoice import read_transcript
+
+    text = read_transcript(*transcript, job)
+    revoice_file(args.recording, text, settings["tts"], settings["revoice"], out,
+                 out.with_suffix(".json"), job=job, gpu=config["gpu"])
+    print(out)
+
+
 def _add_job_options(parser: argparse.ArgumentParser, inputs: bool = True) -> None:
     parser.add_argument("--config", default=DEFAULT_CONFIG, help="workflow config (YAML)")
     parser.add_argument("--job", help="a job of the config")
@@ -139,6 +166,19 @@ def build_parser() -> argparse.ArgumentParser:
     lipsync.add_argument("--speech", required=True, help="speech wav (its .json beside it)")
     lipsync.add_argument("--out", required=True, help="output .mp4")
     lipsync.set_defaults(func=cmd_lipsync)
+
+    revoice = sub.add_parser(
+        "revoice", help="a recording spoken again by the neural voice, with its timing")
+    revoice.add_argument("recording", help="the recording (any audio file ffmpeg reads)")
+    transcript = revoice.add_mutually_exclusive_group(required=True)
+    transcript.add_argument("--text", help="what the recording says")
+    transcript.add_argument("--text-file", help="UTF-8 file of what the recording says")
+    revoice.add_argument("--out", required=True, help="output .wav; timings go beside it")
+    revoice.add_argument("--config", default=DEFAULT_CONFIG, help="workflow config (YAML)")
+    revoice.add_argument("--acoustic", help="acoustic experiment name or model.pt path")
+    revoice.add_argument("--vocoder", help="vocoder experiment name or generator path")
+    revoice.add_argument("--job", default="revoice", help="job name used in messages")
+    revoice.set_defaults(func=cmd_revoice)
 
     merge = sub.add_parser("merge", help="join chunk videos and mux the speech")
     merge.add_argument("videos", nargs="+")

@@ -229,8 +229,8 @@ def assign_symbols(cuts: Sequence[int], symbol_list: Sequence[str], first: np.nd
     """(cut frame, first symbol of the piece after it) for each cut that keeps words whole.
 
     Each cut takes the word boundary whose gap (the end of the sound before it to the start of
-    the sound after it, on the alignment) is nearest to it; a cut whose piece would get no
-    sound of its own is dropped.
+    the sound after it, on the alignment) is nearest to it; a cut whose boundary an earlier
+    cut took, or whose piece would get no sound of its own, is dropped.
     """
     from vestnik.acoustic import symbols
 
@@ -243,11 +243,8 @@ def assign_symbols(cuts: Sequence[int], symbol_list: Sequence[str], first: np.nd
     kept: list[tuple[int, int]] = []
     previous = 0
     for cut in cuts:
-        allowed = bounds > previous
-        if not allowed.any():
-            break
-        choice = bounds[allowed][int(np.argmin(np.abs(gap_mid[allowed] - cut)))]
-        if not phoneme[previous:choice].any():
+        choice = int(bounds[int(np.argmin(np.abs(gap_mid - cut)))])
+        if choice <= previous or not phoneme[previous:choice].any():
             continue
         kept.append((int(cut), int(choice)))
         previous = int(choice)
@@ -332,6 +329,62 @@ def engine_device(neural: dict, gpu: dict | None, job: str | None) -> Iterator[s
         yield neural["device"]
 
 
+@dataclass
+class RecordingAlignment:
+    """The banded alignment of a whole transcript to a whole recording.
+
+    `path` gives every frame its model token and fit, `owner` every model token its symbol
+    (-1 for a blank), `first`/`end` every symbol its frames, `speech` which frames sound.
+    """
+
+    path: object
+    owner: np.ndarray
+    first: np.ndarray
+    end: np.ndarray
+    speech: np.ndarray
+
+    def words_at(self, script: Transcript, lo: int, hi: int) -> str:
+        """The transcript's words the alignment puts in frames [lo, hi)."""
+        owned = self.owner[self.path.token[lo:hi]]
+        owned = owned[owned >= 0]
+        if owned.size == 0:
+            return ""
+        return script.words_near(int(owned.min()), int(owned.max()))
+
+
+def align_recording(job: str, model, samples: np.ndarray, script: Transcript, speech: np.ndarray,
+                    band: int) -> RecordingAlignment:
+    """Align the transcript to the whole recording (`samples` at PEAK, a whole number of
+    frames long) within a band of `band` tokens; the transcript is encoded sentence by sentence.
+    Refuses a transcript too long for the recording, or one the band never carries to its end.
+    """
+    from vestnik.acoustic.align import banded_alignment, encode, normalised_frames
+    from vestnik.acoustic.symbols import SYMBOL_ID
+    from vestnik.mel import log_mel
+
+    mus, owners = [], []
+    for k in range(len(script.sentences)):
+        lo, hi = script.span(k)
+        encoded = encode(model, [SYMBOL_ID[s] for s in script.symbols[lo:hi]])
+        mus.append(encoded.mu)
+        owners.append(np.where(encoded.symbol >= 0, encoded.symbol + lo, -1))
+    mu, owner = np.concatenate(mus), np.concatenate(owners)
+    n_frames = len(samples) // HOP
+    if mu.shape[0] > n_frames:
+        raise VestnikError(
+            f"the transcript is far too long for the recording ({len(script.symbols)} sounds "
+            f"and gaps for {n_frames * FRAME_SECONDS:.1f} s): it does not match it", job=job)
+    frames = normalised_frames(model, log_mel(samples))[:n_frames]
+    path = banded_alignment(mu, frames, band)
+    if path is None:
+        raise VestnikError(
+            "the transcript does not match the recording: aligning it to the recording never "
+            "reached its end (more text than speech, or other words; revoice.band widens the "
+            "search)", job=job)
+    first, end = symbol_frames(path.token, owner, len(script.symbols))
+    return RecordingAlignment(path, owner, first, end, speech[:n_frames])
+
+
 def plan_revoicing(job: str, recording: str | os.PathLike, transcript: str, tts: dict,
                    settings: dict, out_plan: str | os.PathLike,
                    out_recording: str | os.PathLike) -> dict:
@@ -344,16 +397,12 @@ def plan_revoicing(job: str, recording: str | os.PathLike, transcript: str, tts:
     import torch
 
     from vestnik import media
-    from vestnik.acoustic.align import banded_alignment, encode, normalised_frames
     from vestnik.acoustic.checkpoint import load_acoustic
-    from vestnik.acoustic.symbols import SYMBOL_ID
-    from vestnik.mel import log_mel
     from vestnik.tts.neural import model_paths
 
     settings = revoice_settings(settings, job)
     neural = engine_settings("tts", "neural", tts.get("neural"), job)
-    text = transcript
-    script = transcript_tokens(text, neural["max_chars"])
+    script = transcript_tokens(transcript, neural["max_chars"])
     if not script.symbols:
         raise VestnikError("the transcript has no sounds the voice can say", job=job)
     try:
@@ -372,35 +421,10 @@ def plan_revoicing(job: str, recording: str | os.PathLike, transcript: str, tts:
     acoustic, _ = model_paths(neural)
     torch.set_num_threads(1)
     model, _ = load_acoustic(acoustic, "cpu")
-    mus, owners = [], []
-    for k in range(len(script.sentences)):
-        lo, hi = script.span(k)
-        encoded = encode(model, [SYMBOL_ID[s] for s in script.symbols[lo:hi]])
-        mus.append(encoded.mu)
-        owners.append(np.where(encoded.symbol >= 0, encoded.symbol + lo, -1))
-    mu, owner = np.concatenate(mus), np.concatenate(owners)
-    frames = normalised_frames(model, log_mel(padded))[:n_frames]
-    if mu.shape[0] > n_frames:
-        raise VestnikError(
-            f"the transcript is far too long for the recording ({len(script.symbols)} sounds "
-            f"and gaps for {n_frames * FRAME_SECONDS:.1f} s): it does not match it", job=job)
-    path = banded_alignment(mu, frames, settings["band"])
-    if path is None:
-        raise VestnikError(
-            "the transcript does not match the recording: aligning it to the recording never "
-            "reached its end (more text than speech, or other words; revoice.band widens the "
-            "search)", job=job)
-    first, end = symbol_frames(path.token, owner, len(script.symbols))
-
-    def words_at(lo: int, hi: int) -> str:
-        symbols_there = owner[path.token[lo:hi]]
-        symbols_there = symbols_there[symbols_there >= 0]
-        if symbols_there.size == 0:
-            return ""
-        return script.words_near(int(symbols_there.min()), int(symbols_there.max()))
-
-    fit = check_fit(job, path.fit, speech, settings, 0, words_at)
-    bounds = assign_symbols(cuts, script.symbols, first, end)
+    aligned = align_recording(job, model, padded, script, speech, settings["band"])
+    fit = check_fit(job, aligned.path.fit, speech, settings, 0,
+                    lambda lo, hi: aligned.words_at(script, lo, hi))
+    bounds = assign_symbols(cuts, script.symbols, aligned.first, aligned.end)
     frame_edges = [0] + [c for c, _ in bounds] + [n_frames]
     symbol_edges = [0] + [b for _, b in bounds] + [len(script.symbols)]
     pieces = []
@@ -627,3 +651,51 @@ def join_pieces(job: str, plan_path: str | os.PathLike, piece_wavs: Sequence[str
     speech.save(out_wav, out_json)
     log.info("job %s: re-voiced %.2f s in %d pieces", job, duration, len(audio))
     return speech
+
+
+# --- all three steps in one process ----------------------------------------------------------
+
+def revoice_file(recording: str | os.PathLike, transcript: str, tts: dict, settings: dict,
+                 out_wav: str | os.PathLike, out_json: str | os.PathLike, *,
+                 job: str = "revoice", workdir: str | os.PathLike | None = None,
+                 gpu: dict | None = None) -> tuple[object, list[dict]]:
+    """Re-voice one recording outside the workflow (`vestnik revoice`, the benchmark): the
+    same plan, pieces and join as the workflow's rules, run one after another in this process.
+
+    The plan and pieces go to `workdir` (a temporary folder when None). Returns the speech and
+    the pieces' records.
+    """
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="vestnik-revoice-") as scratch:
+        folder = Path(workdir) if workdir is not None else Path(scratch)
+        (folder / "pieces").mkdir(parents=True, exist_ok=True)
+        plan_path, recording_wav = folder / "plan.json", folder / "recording.wav"
+        plan = plan_revoicing(job, recording, transcript, tts, settings, plan_path,
+                              recording_wav)
+        wavs, records = [], []
+        for piece in plan["pieces"]:
+            wav = folder / "pieces" / f"{piece['piece']}.wav"
+            record = folder / "pieces" / f"{piece['piece']}.json"
+            revoice_piece(job, plan_path, recording_wav, piece["piece"], tts, settings, wav,
+                          record, gpu=gpu)
+            wavs.append(str(wav))
+            records.append(str(record))
+        speech = join_pieces(job, plan_path, wavs, records, settings, out_wav, out_json)
+        return speech, [json.loads(Path(r).read_text(encoding="utf-8")) for r in records]
+
+
+def symbol_starts(records: Sequence[dict]) -> tuple[list[str], list[float]]:
+    """Phone and pause symbols (word gaps left out) of re-voiced pieces and their start times
+    on the recording's clock, as the boundary error against phone labels compares them."""
+    from vestnik.acoustic.symbols import SPACE
+
+    kept, starts = [], []
+    for record in records:
+        frame = record["speech_start_frame"]
+        for symbol, count in zip(record["symbols"], record["frames"], strict=True):
+            if symbol != SPACE:
+                kept.append(symbol)
+                starts.append(frame * FRAME_SECONDS)
+            frame += count
+    return kept, starts

@@ -129,7 +129,7 @@ def banded_alignment(mu: np.ndarray, frames: np.ndarray, band: int) -> Path | No
     if t != 0:
         return None
     chosen = np.einsum("ij,ij->i", mu[token], frames) - half_mu[token]
-    return Path(token, chosen - best)
+    return Path(token, np.minimum(chosen - best, 0.0))
 
 
 def align_piece(mu: np.ndarray, frames: np.ndarray) -> Path:
@@ -138,7 +138,7 @@ def align_piece(mu: np.ndarray, frames: np.ndarray) -> Path:
     durations = search_durations(logp[:, None, :], np.array([mu.shape[0]]),
                                  np.array([frames.shape[0]]))[0]
     token = np.repeat(np.arange(mu.shape[0]), durations)
-    fit = logp[np.arange(frames.shape[0]), token] - logp.max(axis=1)
+    fit = np.minimum(logp[np.arange(frames.shape[0]), token] - logp.max(axis=1), 0.0)
     return Path(token, fit)
 
 
