@@ -47,13 +47,13 @@ def _festvox(root: Path) -> tuple[Path, list[tuple[str, str]]]:
     return voice, read_transcripts(voice / "etc" / "txt.done.data")
 
 
-def _ordered(rows: list[tuple[str, str]]) -> list[tuple[str, str]]:
+def _ordered(rows: list[tuple[str, str]], held_out: Path) -> list[tuple[str, str]]:
     """Held-out recordings first (the val split of the real-speech corpus, if built)."""
     held = set()
-    if HELD_OUT.is_file():
+    if held_out.is_file():
         from vestnik.io import read_tsv
 
-        held = {r["id"] for r in read_tsv(HELD_OUT)}
+        held = {r["id"] for r in read_tsv(held_out)}
     return sorted(rows, key=lambda r: (r[0] not in held, r[0]))
 
 
@@ -94,7 +94,7 @@ def calibrate(args: argparse.Namespace) -> dict:
     settings = revoice_settings({})
     model, _ = load_acoustic(args.acoustic)
     voice, rows = _festvox(args.festvox)
-    rows = _ordered(rows)[: args.count]
+    rows = _ordered(rows, args.held_out)[: args.count]
     audio = {i: media.read_audio(voice / "wav" / f"{i}.wav", SAMPLE_RATE) for i, _ in rows}
     rng = np.random.default_rng(0)
     shift = rng.permutation(len(rows))
@@ -160,7 +160,7 @@ def quality(args: argparse.Namespace) -> dict:
     torch.set_num_threads(1)
     settings = revoice_settings({})
     voice, rows = _festvox(args.festvox)
-    rows = _ordered(rows)[: args.count]
+    rows = _ordered(rows, args.held_out)[: args.count]
     errors, table = [], []
     with tempfile.TemporaryDirectory() as scratch:
         for rid, text in rows:
@@ -247,7 +247,8 @@ def speed(args: argparse.Namespace) -> dict:
     scratch.mkdir(parents=True, exist_ok=True)
     wav, txt, labels, used = _long_recording(voice, rows, args.minutes, scratch)
     settings = revoice_settings({"piece_seconds": args.piece_seconds})
-    config = {"jobs": {"long": {"audio": str(wav), "text_file": str(txt), "tts": _tts(args),
+    config = {"defaults": {"avatar": str(ROOT / "resources" / "avatar.png")},
+              "jobs": {"long": {"audio": str(wav), "text_file": str(txt), "tts": _tts(args),
                                 "revoice": settings}}}
     load = os.getloadavg()
     walls = {}
@@ -318,6 +319,8 @@ def main() -> None:
         part.add_argument("--vocoder", type=Path, default=GENERATOR)
         part.add_argument("--festvox", type=Path, default=FESTVOX)
         part.add_argument("--out", type=Path)
+        part.add_argument("--held-out", type=Path, default=HELD_OUT,
+                          help="val.tsv of the models' training: these recordings come first")
         if name == "speed":
             part.add_argument("--minutes", type=float, default=10.0)
             part.add_argument("--piece-seconds", type=float, default=20.0)

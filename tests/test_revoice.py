@@ -297,3 +297,30 @@ def test_a_recording_without_transcript_and_the_neural_voice_says_what_is_needed
     workdir, result, _, _ = revoiced
     assert not (workdir / "results/jobs/no_transcript/speech.wav").exists()
     assert "job 'no_transcript'" in result.stderr and "needs its transcript" in result.stderr
+
+
+@pytest.mark.slow
+def test_the_cli_re_voices_as_the_workflow_does(revoiced, tmp_path):
+    import yaml
+
+    from vestnik.cli import main
+
+    workdir, result, recording, _ = revoiced
+    job = workdir / "results" / "jobs" / "revoiced"
+    assert (job / "speech.wav").is_file(), result.stderr[-3000:]
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump({"jobs": {}, "defaults": {
+        "revoice": {"piece_seconds": 2.0, "min_match": -1e9}}}), encoding="utf-8")
+    out = tmp_path / "new.wav"
+    models = workdir / "results" / "models"
+    code = main(["revoice", str(workdir / "recording.wav"), "--text-file",
+                 str(workdir / "transcript.txt"), "--out", str(out), "--config", str(config),
+                 "--acoustic", str(models / "acoustic/micro/model.pt"),
+                 "--vocoder", str(models / "vocoder/micro/generator.pt")])
+    assert code == 0
+    ours = media.read_audio(out, SAMPLE_RATE)
+    assert np.array_equal(ours, media.read_audio(job / "speech.wav", SAMPLE_RATE))
+    events = json.loads(out.with_suffix(".json").read_text(encoding="utf-8"))["events"]
+    assert events == json.loads((job / "speech.json").read_text(encoding="utf-8"))["events"]
+    assert main(["revoice", str(workdir / "recording.wav"), "--text", " ", "--out",
+                 str(tmp_path / "x.wav"), "--config", str(config)]) == 1

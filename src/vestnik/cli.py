@@ -127,7 +127,7 @@ def cmd_revoice(args: argparse.Namespace) -> None:
     config["jobs"] = {**config.get("jobs", {}), job: entry}
     settings = job_settings(config, job)
     transcript = job_transcript(config, job)
-    steps.preflight(job, settings, "audio", args.recording, transcript)
+    steps.check_speech_input(job, settings["limits"], "audio", args.recording, transcript)
     from vestnik.revoice import read_transcript
 
     text = read_transcript(*transcript, job)

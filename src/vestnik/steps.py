@@ -85,10 +85,17 @@ def preflight(job: str, settings: dict, kind: str, value: str,
     a re-voiced recording's (text or text_file, value), checked as a text input is."""
     from vestnik.avatar import load_avatar
     from vestnik.lipsync import check_engine
+
     settings = check_settings(settings, job)
     limits = settings["limits"]
     avatar = load_avatar(settings["avatar"], job=job)
     check_engine(settings["lipsync"], avatar, job)
+    check_speech_input(job, limits, kind, value, transcript)
+
+
+def check_speech_input(job: str, limits: dict, kind: str, value: str,
+                       transcript: tuple[str, str] | None = None) -> None:
+    """The speech part of `preflight`: the text, or the recording (and its transcript)."""
     if kind == "audio":
         if not Path(value).is_file():
             raise VestnikError("audio file not found", job=job, path=value)
