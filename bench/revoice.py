@@ -117,6 +117,7 @@ def calibrate(args: argparse.Namespace) -> dict:
         "recordings": len(rows),
         "match_window": settings["match_window"],
         "matched": _summary(matched),
+        "lowest_matched": sorted(zip(matched, [r[0] for r in rows], strict=True))[:5],
         "shuffled": {**_summary(finite_shuffled),
                      "refused_outright": len(shuffled) - len(finite_shuffled)},
         "partial": {**_summary([p["fit"] for p in partial if np.isfinite(p["fit"])]),

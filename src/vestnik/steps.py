@@ -382,7 +382,8 @@ def write_stats(
 ) -> dict:
     """Per-stage seconds, chunk count, parallel speed-up and start-up overhead of one job.
 
-    tts and plan come from their rules' benchmark files (process start-up included); `split` is
+    tts and plan come from their rules' benchmark files (process start-up included; a
+    re-voiced recording's tts is its plan, pieces and join summed); `split` is
     the chunks' audio cutting and `merge` the merge step's own time. The lip-sync figures come
     from the chunks' timing records: the stage's wall time runs from the first chunk's start to
     the last chunk's end, and its speed-up is the summed chunk time over that wall time, as in

@@ -123,6 +123,18 @@ def revoiced_pieces(job):
             expand(layout.REVOICE_PIECE_JSON, job=job, i=pieces))
 
 
+def speech_benchmarks(wildcards):
+    """Benchmark files of the job's speech: tts, and a re-voicing job's plan and pieces too
+    (their seconds add up to the speech's in stats.json)."""
+    files = [fill(layout.JOB_BENCHMARK, job=wildcards.job, stage="tts")]
+    if revoicing(wildcards.job):
+        pieces = range(len(revoiced_pieces(wildcards.job)[1]))
+        files += [fill(layout.JOB_BENCHMARK, job=wildcards.job, stage="revoice_plan")]
+        files += [fill(layout.JOB_BENCHMARK, job=wildcards.job, stage=f"revoice_{i}")
+                  for i in pieces]
+    return files
+
+
 def speech_slots(wildcards):
     """Device slots of the tts step: none where it only joins a re-voiced recording's pieces."""
     return 0 if revoicing(wildcards.job) else device_slots("tts")(wildcards)

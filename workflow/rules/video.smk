@@ -73,7 +73,7 @@ rule merge:
         speech=layout.SPEECH_WAV,
         speech_json=layout.SPEECH_JSON,
         timings=per_chunk(layout.CHUNK_TIMING),
-        tts=fill(layout.JOB_BENCHMARK, stage="tts"),
+        tts=speech_benchmarks,
         plan=fill(layout.JOB_BENCHMARK, stage="plan"),
     output:
         video=report(

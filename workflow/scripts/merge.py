@@ -13,7 +13,7 @@ run_step(
         output.video,
         output.provenance,
         snakemake.params.record,
-        {"tts": [inputs.tts], "plan": [inputs.plan]},
+        {"tts": list(inputs.tts), "plan": [inputs.plan]},
         list(inputs.timings),
         inputs.speech_json,
         output.stats,
