@@ -203,7 +203,8 @@ def test_a_built_wheel_carries_the_schema(tmp_path):
     assert proc.stdout.startswith(str(site)) and proc.stdout.split()[-1] == "165"
 
 
-TORCH_RULES = {"corpus_shard", "train_vocoder", "vocoder_eval", "train_acoustic", "acoustic_eval"}
+TORCH_RULES = {"corpus_shard", "train_vocoder", "vocoder_eval", "train_acoustic", "acoustic_eval",
+               "revoice_plan", "revoice_piece"}
 """Rules whose steps import torch whatever the config says (a new such rule joins the list)."""
 
 

@@ -13,7 +13,7 @@ checkpoint revoice_plan:
         settings=step_params("revoice"),
     priority: job_priority("speech")
     conda:
-        engine_env("tts")
+        TORCH_ENV
     log:
         fill(layout.JOB_LOG, step="revoice_plan"),
     benchmark:
@@ -37,7 +37,7 @@ rule revoice_piece:
     resources:
         gpu=device_slots("tts"),
     conda:
-        engine_env("tts")
+        TORCH_ENV
     log:
         fill(layout.JOB_LOG, step="revoice_{i}"),
     benchmark:
