@@ -352,23 +352,37 @@ class RecordingAlignment:
         return script.words_near(int(owned.min()), int(owned.max()))
 
 
+def encode_sentences(model, names: Sequence[str], starts: Sequence[int]) -> tuple[list, np.ndarray,
+                                                                            np.ndarray]:
+    """The symbols `names` encoded one sentence at a time (sentences start at `starts`, 0
+    first), as the voice speaks them and as the model learnt from single utterances: a long
+    span encoded at once drifts from what the model knows. Returns the per-sentence encodings
+    and, over all of them, the means and each model token's symbol index (-1: a blank)."""
+    from vestnik.acoustic.align import encode
+    from vestnik.acoustic.symbols import SYMBOL_ID
+
+    edges = [*starts, len(names)]
+    parts, mus, owners = [], [], []
+    for lo, hi in zip(edges[:-1], edges[1:], strict=True):
+        if hi <= lo:
+            continue
+        encoded = encode(model, [SYMBOL_ID[s] for s in names[lo:hi]])
+        parts.append(encoded)
+        mus.append(encoded.mu)
+        owners.append(np.where(encoded.symbol >= 0, encoded.symbol + lo, -1))
+    return parts, np.concatenate(mus), np.concatenate(owners)
+
+
 def align_recording(job: str, model, samples: np.ndarray, script: Transcript, speech: np.ndarray,
                     band: int) -> RecordingAlignment:
     """Align the transcript to the whole recording (`samples` at PEAK, a whole number of
     frames long) within a band of `band` tokens; the transcript is encoded sentence by sentence.
     Refuses a transcript too long for the recording, or one the band never carries to its end.
     """
-    from vestnik.acoustic.align import banded_alignment, encode, normalised_frames
-    from vestnik.acoustic.symbols import SYMBOL_ID
+    from vestnik.acoustic.align import banded_alignment, normalised_frames
     from vestnik.mel import log_mel
 
-    mus, owners = [], []
-    for k in range(len(script.sentences)):
-        lo, hi = script.span(k)
-        encoded = encode(model, [SYMBOL_ID[s] for s in script.symbols[lo:hi]])
-        mus.append(encoded.mu)
-        owners.append(np.where(encoded.symbol >= 0, encoded.symbol + lo, -1))
-    mu, owner = np.concatenate(mus), np.concatenate(owners)
+    _, mu, owner = encode_sentences(model, script.symbols, script.starts)
     n_frames = len(samples) // HOP
     if mu.shape[0] > n_frames:
         raise VestnikError(
@@ -504,8 +518,8 @@ def revoice_piece(job: str, plan_path: str | os.PathLike, recording: str | os.Pa
     import torch
 
     from vestnik import media
-    from vestnik.acoustic.align import align_piece, encode, normalised_frames
-    from vestnik.acoustic.symbols import SPACE, SYMBOL_ID
+    from vestnik.acoustic.align import align_piece, normalised_frames
+    from vestnik.acoustic.symbols import SPACE
     from vestnik.acoustic.synth import _fold_blanks
     from vestnik.mel import log_mel
     from vestnik.tts.neural import voice
@@ -534,21 +548,24 @@ def revoice_piece(job: str, plan_path: str | os.PathLike, recording: str | os.Pa
     with engine_device(neural, gpu, job) as device:
         spoken = voice({**neural, "device": device})
         model = spoken.acoustic
-        ids = [SYMBOL_ID[s] for s in names]
-        encoded = encode(model, ids)
+        starts = [0] + [k - first_symbol for k in
+                        (s["first_symbol"] for s in plan["sentences"])
+                        if first_symbol < k < first_symbol + len(names)]
+        parts, mu, owner = encode_sentences(model, names, starts)
+        n_tokens = len(mu)
         frames = normalised_frames(model, log_mel(span))[: hi - lo]
         offset = piece["start"] // HOP + lo
-        if len(encoded.ids) > len(frames):
+        if n_tokens > len(frames):
             raise VestnikError(
                 f"the transcript does not match the recording at {clock(offset * FRAME_SECONDS)}"
                 f"-{clock((offset + len(frames)) * FRAME_SECONDS)}: {len(names)} sounds and gaps "
                 f"for {len(frames) * FRAME_SECONDS:.2f} s of speech", job=job)
-        path = align_piece(encoded.mu, frames)
+        path = align_piece(mu, frames)
         sentences = [s["first_symbol"] for s in plan["sentences"]]
         script = Transcript([s["text"] for s in plan["sentences"]], plan["symbols"], sentences)
 
         def words_at(a: int, b: int) -> str:
-            owned = encoded.symbol[path.token[a:b]]
+            owned = owner[path.token[a:b]]
             owned = owned[owned >= 0]
             if owned.size == 0:
                 return ""
@@ -556,19 +573,25 @@ def revoice_piece(job: str, plan_path: str | os.PathLike, recording: str | os.Pa
                                      first_symbol + int(owned.max()))
 
         fit = check_fit(job, path.fit, speech[lo:hi], settings, offset, words_at)
-        durations = path.durations(len(encoded.ids))
-        with torch.inference_mode():
-            tokens = torch.tensor([encoded.ids], dtype=torch.long, device=spoken.device)
-            forced = torch.from_numpy(durations[None]).to(spoken.device)
-            mel, _, _ = model.infer(tokens, durations=forced)
-        audio = spoken.vocode(mel[0].float().cpu().numpy())
+        durations = path.durations(n_tokens)
+        add_blank = bool(model.config["add_blank"])
+        mels, symbol_counts, position = [], [], 0
+        with torch.inference_mode():  # sentence by sentence, as they were encoded
+            for part in parts:
+                forced = durations[position: position + len(part.ids)]
+                position += len(part.ids)
+                tokens = torch.tensor([part.ids], dtype=torch.long, device=spoken.device)
+                mel, _, _ = model.infer(tokens, durations=torch.from_numpy(forced[None]).to(
+                    spoken.device))
+                mels.append(mel[0].float().cpu().numpy())
+                symbol_counts += _fold_blanks(forced.tolist(), add_blank)
+        audio = spoken.vocode(np.concatenate(mels, axis=1))
     gain = pause_gain(speech, max(1, round(settings["min_pause"] / FRAME_SECONDS)), len(samples))
     out = np.zeros(len(samples), np.float32)
     take = min(len(audio), len(samples) - lo * HOP)
     out[lo * HOP: lo * HOP + take] = audio[:take]
     out *= gain
     media.write_wav(out_wav, out, SAMPLE_RATE)
-    symbol_frames_ = _fold_blanks(durations.tolist(), bool(model.config["add_blank"]))
     record = {
         "piece": index,
         "start": piece["start"],
@@ -576,7 +599,7 @@ def revoice_piece(job: str, plan_path: str | os.PathLike, recording: str | os.Pa
         "speech_start_frame": offset,
         "first_symbol": first_symbol,
         "symbols": names,
-        "frames": [int(f) for f in symbol_frames_],
+        "frames": [int(f) for f in symbol_counts],
         "fit": fit,
         "mean_fit": round(float(path.fit[speech[lo:hi]].mean()) if speech[lo:hi].any()
                           else 0.0, 3),
