@@ -91,7 +91,8 @@ def calibrate(args: argparse.Namespace) -> dict:
     from vestnik.revoice import SAMPLE_RATE, revoice_settings
 
     torch.set_num_threads(1)
-    settings = revoice_settings({})
+    settings = revoice_settings({"match_window": args.match_window} if args.match_window
+                                else {})
     model, _ = load_acoustic(args.acoustic)
     voice, rows = _festvox(args.festvox)
     rows = _ordered(rows, args.held_out)[: args.count]
@@ -329,6 +330,9 @@ def main() -> None:
             part.add_argument("--workdir", type=Path)
         else:
             part.add_argument("--count", type=int, default=150 if name == "calibrate" else 40)
+        if name == "calibrate":
+            part.add_argument("--match-window", type=float,
+                              help="seconds of speech per stretch (default: the schema's)")
     args = parser.parse_args()
     result = {"calibrate": calibrate, "quality": quality, "speed": speed}[args.command](args)
     text = json.dumps(result, indent=1, ensure_ascii=False)
