@@ -163,7 +163,12 @@ def quality(args: argparse.Namespace) -> dict:
     settings = revoice_settings({})
     voice, rows = _festvox(args.festvox)
     rows = _ordered(rows, args.held_out)[: args.count]
-    errors, table = [], []
+    held = set()
+    if args.held_out.is_file():
+        from vestnik.io import read_tsv
+
+        held = {r["id"] for r in read_tsv(args.held_out)}
+    errors, held_errors, table = [], [], []
     with tempfile.TemporaryDirectory() as scratch:
         for rid, text in rows:
             wav = voice / "wav" / f"{rid}.wav"
@@ -175,20 +180,43 @@ def quality(args: argparse.Namespace) -> dict:
             kept, starts = symbol_starts(records)
             found = boundary_errors(kept, starts, read_labels(voice / "lab" / f"{rid}.lab"))
             errors += found
-            table.append({"id": rid, "seconds": round(len(original) / SAMPLE_RATE, 3),
+            if rid in held:
+                held_errors += found
+            table.append({"id": rid, "held_out": rid in held,
+                          "seconds": round(len(original) / SAMPLE_RATE, 3),
                           "length_error_samples": len(recording) - len(original),
                           "envelope_r": round(envelope_correlation(original, recording,
                                                                    SAMPLE_RATE), 3),
+                          "envelope_r_speech": round(_speech_r(original, recording), 3),
                           "boundary_ms": round(1000 * float(np.median(found)), 1)
                           if found else None})
             print(table[-1], flush=True)
     r = [t["envelope_r"] for t in table]
     return {"recordings": len(table), "boundary_error_ms_median": round(
         1000 * float(np.median(errors)), 2), "boundary_pairs": len(errors),
+        "held_out": {"recordings": sum(t["held_out"] for t in table),
+                     "boundary_error_ms_median": round(1000 * float(np.median(held_errors)), 2)
+                     if held_errors else None, "boundary_pairs": len(held_errors)},
+        "envelope_r_speech": _summary([t["envelope_r_speech"] for t in table]),
         "within_20ms": round(float(np.mean(np.asarray(errors) <= 0.02)), 3),
         "envelope_r": _summary(r),
         "length_error_samples_max": max(abs(t["length_error_samples"]) for t in table),
         "table": table}
+
+
+def _speech_r(original: np.ndarray, new: np.ndarray, fps: float = 25.0) -> float:
+    """Envelope r over the frames where the recording speaks (its level within 35 dB of its
+    loudest frame): how the new voice's loudness follows the recording's inside the speech,
+    with the pauses, which the re-voicing keeps silent by construction, left out."""
+    from vestnik.revoice import SAMPLE_RATE
+    from vestnik.speech_metrics import loudness_envelope
+
+    x = loudness_envelope(original, SAMPLE_RATE, fps)
+    y = loudness_envelope(new, SAMPLE_RATE, fps)[: len(x)]
+    keep = x > -35.0
+    if keep.sum() < 3 or y[keep].std() == 0:
+        return 0.0
+    return float(np.corrcoef(x[keep], y[keep])[0, 1])
 
 
 def _long_recording(voice: Path, rows, minutes: float, folder: Path):
@@ -278,6 +306,7 @@ def speed(args: argparse.Namespace) -> dict:
                 abs(int(extent[0][0]) - int(extent[1][0])),
                 abs(int(extent[0][1]) - int(extent[1][1]))), 1),
             "envelope_r": round(envelope_correlation(theirs, ours, SAMPLE_RATE), 3),
+            "envelope_r_speech": round(_speech_r(theirs, ours), 3),
         })
     kept, starts = symbol_starts(records)
     errors = boundary_errors(kept, starts, labels)
@@ -301,7 +330,9 @@ def speed(args: argparse.Namespace) -> dict:
                          "piece_max": round(max(piece_seconds), 2)},
         "speech_duration_error_samples": len(new) - len(original),
         "envelope_r": round(envelope_correlation(original, new, SAMPLE_RATE), 3),
+        "envelope_r_speech": round(_speech_r(original, new), 3),
         "piece_envelope_r_min": min(p["envelope_r"] for p in pieces),
+        "piece_envelope_r_speech": _summary([p["envelope_r_speech"] for p in pieces]),
         "piece_duration_error_samples_max": max(abs(p["duration_error_samples"])
                                                 for p in pieces),
         "piece_speech_extent_error_ms": _summary([p["speech_extent_error_ms"] for p in pieces]),
