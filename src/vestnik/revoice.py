@@ -402,12 +402,10 @@ def align_recording(job: str, model, samples: np.ndarray, script: Transcript, sp
 
 def plan_revoicing(job: str, recording: str | os.PathLike, transcript: str, tts: dict,
                    settings: dict, out_plan: str | os.PathLike,
-                   out_recording: str | os.PathLike, threads: int = 1) -> dict:
+                   out_recording: str | os.PathLike) -> dict:
     """Cut the recording into pieces in pauses and give each piece its words (step 1).
 
-    `tts` is the job's tts block (engine neural), `settings` its revoice block; `threads`
-    bounds PyTorch's (the mel and the encoder: this step runs before the pieces, alone, so it
-    may take the cores they will use). Writes the plan
+    `tts` is the job's tts block (engine neural), `settings` its revoice block. Writes the plan
     (JSON: pieces with their sample spans and symbol spans, the transcript's symbols and
     sentences, the silence threshold, the alignment's worst fit) and the recording at 22,050 Hz.
     """
@@ -436,7 +434,7 @@ def plan_revoicing(job: str, recording: str | os.PathLike, transcript: str, tts:
                       max(1, round(settings["min_pause"] / FRAME_SECONDS)))
 
     acoustic, _ = model_paths(neural)
-    torch.set_num_threads(max(1, threads))
+    torch.set_num_threads(1)
     model, _ = load_acoustic(acoustic, "cpu")
     aligned = align_recording(job, model, padded, script, speech, settings["band"])
     fit = check_fit(job, aligned.path.fit, speech, settings, 0,

@@ -11,8 +11,6 @@ checkpoint revoice_plan:
         recording=layout.REVOICE_RECORDING,
     params:
         settings=step_params("revoice"),
-    # alone before the pieces: it may use the cores they will (Snakemake caps it at --cores)
-    threads: 4
     priority: job_priority("speech")
     conda:
         TORCH_ENV
