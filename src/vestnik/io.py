@@ -13,10 +13,10 @@ import shutil
 import signal
 import tempfile
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from vestnik.errors import VestnikError
 
@@ -182,3 +182,18 @@ def read_tsv(path: str | os.PathLike) -> list[dict[str, str]]:
         return []
     header = lines[0].split("\t")
     return [dict(zip(header, line.split("\t"), strict=True)) for line in lines[1:] if line]
+
+
+_Loaded = TypeVar("_Loaded")
+
+
+def loaded_once(cache: dict, key: tuple, files: Iterable[str | os.PathLike],
+                load: Callable[[], _Loaded]) -> _Loaded:
+    """What `load` returns, kept in `cache` (one entry per process) under `key` until one of
+    `files` changes: a long-lived process (the service) picks up retrained weights."""
+    stamps = tuple(Path(p).stat().st_mtime_ns if Path(p).is_file() else None for p in files)
+    full_key = (*key, stamps)
+    if full_key not in cache:
+        cache.clear()
+        cache[full_key] = load()
+    return cache[full_key]

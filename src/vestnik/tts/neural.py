@@ -8,10 +8,10 @@ not import torch itself, so the workflow can ask it for model paths while parsin
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 from vestnik.engines import Weight
 from vestnik.errors import VestnikError
+from vestnik.io import loaded_once
 from vestnik.layout import TRAINED_MODEL
 from vestnik.tts.speech import Speech
 
@@ -52,13 +52,8 @@ def voice(neural: dict):
 
     acoustic, vocoder = model_paths(neural)
     device = str(neural["device"])
-    stamps = tuple(Path(p).stat().st_mtime_ns if Path(p).is_file() else None
-                   for p in (acoustic, vocoder))
-    key = (acoustic, vocoder, device, stamps)
-    if key not in _VOICES:
-        _VOICES.clear()
-        _VOICES[key] = NeuralVoice(acoustic, vocoder, device)
-    return _VOICES[key]
+    return loaded_once(_VOICES, (acoustic, vocoder, device), (acoustic, vocoder),
+                       lambda: NeuralVoice(acoustic, vocoder, device))
 
 
 def synthesize(

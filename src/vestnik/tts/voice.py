@@ -16,6 +16,7 @@ from vestnik.acoustic import symbols
 from vestnik.acoustic.speak import SpeakingVoice, fold_blanks, frame_counts, frame_index
 from vestnik.engines import Weight
 from vestnik.errors import VestnikError
+from vestnik.io import loaded_once
 from vestnik.tts.speech import Speech
 from vestnik.voice.package import GRAPHS, MANIFEST, read_voice
 
@@ -96,13 +97,9 @@ class OnnxVoice(SpeakingVoice):
 def load(path: str, threads: int, job: str | None = None) -> OnnxVoice:
     """The process's loaded voice for this folder (reloaded when a file of it changes)."""
     folder = voice_folder(path)
-    stamps = tuple((folder / name).stat().st_mtime_ns if (folder / name).is_file() else None
-                   for name in (MANIFEST, *GRAPHS))
-    key = (str(folder.resolve()), threads, stamps)
-    if key not in _VOICES:
-        _VOICES.clear()
-        _VOICES[key] = OnnxVoice(folder, threads, job)
-    return _VOICES[key]
+    return loaded_once(_VOICES, (str(folder.resolve()), threads),
+                       [folder / name for name in (MANIFEST, *GRAPHS)],
+                       lambda: OnnxVoice(folder, threads, job))
 
 
 def synthesize(

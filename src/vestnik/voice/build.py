@@ -30,6 +30,7 @@ from vestnik.corpus import METADATA_NAME
 from vestnik.corpus.festvox import NOTICE_NAME
 from vestnik.errors import VestnikError
 from vestnik.io import read_tsv, write_json, write_text
+from vestnik.provenance import sha256_file
 from vestnik.training import read_torch_file, save_atomic
 from vestnik.vocoder.checkpoint import load_generator
 from vestnik.voice import onnx_export
@@ -40,7 +41,6 @@ from vestnik.voice.package import (
     MAX_FILE_BYTES,
     file_records,
     read_voice,
-    sha256_of,
     shipping_gate,
 )
 
@@ -52,7 +52,7 @@ CHECK_TEXT = "Старый з+амок стоял на горе, и в его о
 
 
 def _short_hash(path: Path) -> str:
-    return sha256_of(path)[:16]
+    return sha256_file(path)[:16]
 
 
 def _weights_file(source: Path, target: Path, key: str) -> dict[str, Any]:

@@ -7,7 +7,6 @@ torch: the `voice` TTS engine loads folders with it.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from collections.abc import Iterable, Mapping
@@ -17,6 +16,7 @@ from typing import Any
 
 from vestnik.acoustic import symbols
 from vestnik.errors import VestnikError
+from vestnik.provenance import sha256_file
 
 FORMAT = "vestnik-voice-1"
 MANIFEST = "voice.json"
@@ -34,14 +34,6 @@ PESQ_WB_MIN = 2.5
 BOUNDARY_ERROR_MAX_MS = 30.0
 """Shipping bar: median phone-boundary error of the acoustic model's alignment against the
 corpus's human labels on the held-out recordings (milliseconds)."""
-
-
-def sha256_of(path: str | os.PathLike) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def gate_problems(metrics: Mapping[str, Any]) -> list[str]:
@@ -78,7 +70,7 @@ def shipping_gate(metrics: Mapping[str, Any], *, force: bool = False) -> dict[st
 
 def file_records(folder: Path, names: Iterable[str]) -> dict[str, dict[str, Any]]:
     """{name: {"bytes", "sha256"}} of files in `folder`."""
-    return {name: {"bytes": (folder / name).stat().st_size, "sha256": sha256_of(folder / name)}
+    return {name: {"bytes": (folder / name).stat().st_size, "sha256": sha256_file(folder / name)}
             for name in names}
 
 
@@ -139,7 +131,7 @@ def read_voice(folder: str | os.PathLike, files: Iterable[str] = FILES, *,
         if not path.is_file():
             raise VestnikError(f"voice file missing: {name}", path=path, job=job)
         size = path.stat().st_size
-        if size != record.get("bytes") or sha256_of(path) != record.get("sha256"):
+        if size != record.get("bytes") or sha256_file(path) != record.get("sha256"):
             raise VestnikError(
                 f"voice file corrupt: {name} ({size} bytes; {MANIFEST} lists "
                 f"{record.get('bytes')} bytes and another SHA-256): restore the folder or "
