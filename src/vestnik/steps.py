@@ -84,12 +84,13 @@ def preflight(job: str, settings: dict, kind: str, value: str,
     """Cheap checks of everything a job needs, before any heavy work starts; `transcript` is
     a re-voiced recording's (text or text_file, value), checked as a text input is."""
     from vestnik.avatar import load_avatar
-    from vestnik.lipsync import check_engine
+    from vestnik.lipsync import check_engine, faces_file
 
     settings = check_settings(settings, job)
     limits = settings["limits"]
     avatar = load_avatar(settings["avatar"], job=job)
-    check_engine(settings["lipsync"], avatar, job)
+    lipsync = settings["lipsync"]
+    check_engine(lipsync, avatar, job, faces_file(lipsync, settings["avatar"]))
     check_speech_input(job, limits, kind, value, transcript)
 
 

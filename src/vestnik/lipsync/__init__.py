@@ -74,12 +74,33 @@ def job_faces(
     )
 
 
-def check_engine(lipsync_settings: dict, avatar: Avatar, job: str) -> None:
+def check_engine(
+    lipsync_settings: dict, avatar: Avatar, job: str, faces_json: str | None = None
+) -> None:
     """Fail early if the engine is unknown or cannot find what it needs in the avatar: an
     unknown engine, bad settings, or a face that is missing, too small, turned aside or cut
-    by the frame (checked on the first frame; several faces warn and animate the largest)."""
-    from vestnik.lipsync.face import check_first_face
+    by the frame (checked on the first frame; several faces warn and animate the largest).
+
+    `faces_json` is the avatar's faces file (`faces_file`): when it was written after the
+    avatar's last change, its step already checked the face (and warned), so the fit, about a
+    second of CPU for dlib68, is not repeated for every job showing that avatar.
+    """
+    from vestnik.lipsync.face import check_first_face, read_faces
 
     make_engine(lipsync_settings, job=job).check(avatar)
-    if mouth_box(lipsync_settings) is None:
-        check_first_face(avatar, landmark_model(lipsync_settings), job)
+    if mouth_box(lipsync_settings) is not None:
+        return
+    model = landmark_model(lipsync_settings)
+    if faces_json and _newer_than_avatar(faces_json, avatar):
+        read_faces(faces_json, avatar, model, job)
+        return
+    check_first_face(avatar, model, job)
+
+
+def _newer_than_avatar(path: str, avatar: Avatar) -> bool:
+    import os
+
+    try:
+        return os.stat(path).st_mtime_ns >= avatar.mtime_ns
+    except OSError:
+        return False
