@@ -50,6 +50,7 @@ rule all:
         expand(layout.FINAL_VIDEO, job=JOBS),
         expand(layout.STATS, job=JOBS),
         every_chunk_video,
+        every_faces_file,
         layout.RUNTIME_CHART,
         layout.JOBS_TABLE,
     default_target: True

@@ -2,7 +2,7 @@
 
 import pytest
 
-from vestnik.priorities import STAGE_LEAD, stage_priority
+from vestnik.priorities import STAGE_LEAD, faces_priority, stage_priority
 
 ORDER = ["zeta", "alpha", "mid", "last"]  # config order, not alphabetical
 
@@ -28,3 +28,7 @@ def test_config_order_wins_over_names():
     assert p("zeta", "render") > p("alpha", "render") > p("last", "render")
     with pytest.raises(KeyError):
         p("zeta", "train")
+
+
+def test_faces_come_before_every_stage_of_every_job():
+    assert faces_priority(ORDER) > max(p(job, stage) for job in ORDER for stage in STAGE_LEAD)

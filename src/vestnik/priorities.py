@@ -13,6 +13,10 @@ renders (0):
 Job k+1's chunks (-10) rank below the speech of job k+2 (-5): a core that frees up while job k
 is still preparing takes that speech instead of starting job k+1's chunks, which would then
 interleave with job k's and spread over both jobs' wall time.
+
+An avatar's faces (one landmark fit for every job showing it) rank above everything and are a
+target from the start: they run beside the first speech, so the first job's chunks do not wait
+for them after its plan, and every later job's speech check reads them instead of fitting again.
 """
 
 from __future__ import annotations
@@ -26,3 +30,8 @@ JOB_STEP = 10
 def stage_priority(order: Sequence[str], job: str, stage: str) -> int:
     """Priority of `stage` of `job`, given the jobs in config order (higher runs first)."""
     return JOB_STEP * (len(order) - list(order).index(job)) + STAGE_LEAD[stage]
+
+
+def faces_priority(order: Sequence[str]) -> int:
+    """Priority of an avatar's faces: above every stage of every job."""
+    return JOB_STEP * (len(order) + 1) + max(STAGE_LEAD.values())

@@ -11,7 +11,7 @@ from vestnik import engines, layout
 from vestnik.config import check_job, job_input, job_transcript, step_settings
 from vestnik.errors import VestnikError
 from vestnik.layout import fill
-from vestnik.priorities import stage_priority
+from vestnik.priorities import faces_priority, stage_priority
 from vestnik.provenance import job_provenance_inputs
 
 JOBS = sorted(config["jobs"])
@@ -202,6 +202,13 @@ def avatar_faces_file(wildcards):
     settings = checked_settings(wildcards.job)
     path = faces_file(settings["lipsync"], settings["avatar"]) if settings else None
     return [path] if path else []
+
+
+def every_faces_file(wildcards):
+    """The faces file of every existing avatar, as targets of `all`: made first (see
+    vestnik.priorities), not only once a plan asks for them."""
+    jobs = [SimpleNamespace(job=job) for job in JOBS if avatar_input(SimpleNamespace(job=job))]
+    return sorted({path for job in jobs for path in avatar_faces_file(job)})
 
 
 def avatars_by_slug():

@@ -12,6 +12,7 @@ rule avatar_faces:
     params:
         avatar=lambda wildcards: avatars_by_slug()[wildcards.avatar][0],
         jobs=lambda wildcards: avatars_by_slug()[wildcards.avatar][1],
+    priority: faces_priority(JOB_ORDER)
     conda:
         LIGHT_ENV
     log:
