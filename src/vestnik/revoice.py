@@ -23,13 +23,16 @@ parses.
 
 from __future__ import annotations
 
+import importlib
 import json
 import logging
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 
@@ -38,6 +41,7 @@ from vestnik.errors import VestnikError
 from vestnik.io import write_json
 
 log = logging.getLogger("vestnik.revoice")
+T = TypeVar("T")
 
 SAMPLE_RATE = 22050
 HOP = 256
@@ -375,21 +379,25 @@ def encode_sentences(model, names: Sequence[str], starts: Sequence[int]) -> tupl
 
 
 def align_recording(job: str, model, samples: np.ndarray, script: Transcript, speech: np.ndarray,
-                    band: int) -> RecordingAlignment:
+                    band: int, encoded: tuple[np.ndarray, np.ndarray] | None = None,
+                    mel: np.ndarray | None = None) -> RecordingAlignment:
     """Align the transcript to the whole recording (`samples` at PEAK, a whole number of
     frames long) within a band of `band` tokens; the transcript is encoded sentence by sentence.
-    Refuses a transcript too long for the recording, or one the band never carries to its end.
+    `encoded` (means and owners of `encode_sentences`) and `mel` (`log_mel` of `samples`) are
+    given when the caller computed them alongside other work. Refuses a transcript too long for
+    the recording, or one the band never carries to its end.
     """
     from vestnik.acoustic.align import banded_alignment, normalised_frames
     from vestnik.mel import log_mel
 
-    _, mu, owner = encode_sentences(model, script.symbols, script.starts)
+    mu, owner = encoded if encoded is not None else encode_sentences(model, script.symbols,
+                                                                     script.starts)[1:]
     n_frames = len(samples) // HOP
     if mu.shape[0] > n_frames:
         raise VestnikError(
             f"the transcript is far too long for the recording ({len(script.symbols)} sounds "
             f"and gaps for {n_frames * FRAME_SECONDS:.1f} s): it does not match it", job=job)
-    frames = normalised_frames(model, log_mel(samples))[:n_frames]
+    frames = normalised_frames(model, log_mel(samples) if mel is None else mel)[:n_frames]
     path = banded_alignment(mu, frames, band)
     if path is None:
         raise VestnikError(
@@ -400,43 +408,84 @@ def align_recording(job: str, model, samples: np.ndarray, script: Transcript, sp
     return RecordingAlignment(path, owner, first, end, speech[:n_frames])
 
 
+class _Inline:
+    """The executor of a step granted one thread: each task runs when it is submitted."""
+
+    def submit(self, task: Callable[..., T], *args) -> Future[T]:
+        done: Future[T] = Future()
+        try:
+            done.set_result(task(*args))
+        except BaseException as exc:  # raised where the result is asked for, as in a thread
+            done.set_exception(exc)
+        return done
+
+    def shutdown(self, wait: bool = True) -> None:
+        """Nothing runs in the background."""
+
+
+def side_executor(threads: int) -> ThreadPoolExecutor | _Inline:
+    """Where a step runs its side task: a second thread when it was granted two or more
+    (torch and numpy release the interpreter lock in their heavy calls), else inline."""
+    return ThreadPoolExecutor(1, thread_name_prefix="vestnik-side") if threads > 1 else _Inline()
+
+
+def _load_and_encode(acoustic: str, script: Transcript) -> tuple[object, np.ndarray, np.ndarray]:
+    """The acoustic model on the CPU and the transcript's means and owners (encode_sentences)."""
+    import torch
+
+    from vestnik.acoustic.checkpoint import load_acoustic
+
+    torch.set_num_threads(1)
+    model, _ = load_acoustic(acoustic, "cpu")
+    _, mu, owner = encode_sentences(model, script.symbols, script.starts)
+    return model, mu, owner
+
+
 def plan_revoicing(job: str, recording: str | os.PathLike, transcript: str, tts: dict,
                    settings: dict, out_plan: str | os.PathLike,
-                   out_recording: str | os.PathLike) -> dict:
+                   out_recording: str | os.PathLike, threads: int = 1) -> dict:
     """Cut the recording into pieces in pauses and give each piece its words (step 1).
 
-    `tts` is the job's tts block (engine neural), `settings` its revoice block. Writes the plan
+    `tts` is the job's tts block (engine neural), `settings` its revoice block; with `threads`
+    of 2 or more, torch's import and the transcript's encoding run in a second thread beside
+    the recording's reading, checks and mel (the same work as in one thread). Writes the plan
     (JSON: pieces with their sample spans and symbol spans, the transcript's symbols and
     sentences, the silence threshold, the alignment's worst fit) and the recording at 22,050 Hz.
     """
-    import torch
-
     from vestnik import media
-    from vestnik.acoustic.checkpoint import load_acoustic
     from vestnik.tts.neural import model_paths
 
     settings = revoice_settings(settings, job)
     neural = engine_settings("tts", "neural", tts.get("neural"), job)
-    script = transcript_tokens(transcript, neural["max_chars"])
-    if not script.symbols:
-        raise VestnikError("the transcript has no sounds the voice can say", job=job)
+    side = side_executor(threads)
     try:
-        samples = media.read_audio(recording, SAMPLE_RATE)
-    except VestnikError as exc:
-        raise VestnikError(str(exc), job=job) from exc
-    samples, levels, threshold = prepare_recording(samples, job, recording,
-                                                   settings["silence_db"])
-    speech = levels > threshold
-    n_frames = len(levels)
-    padded = np.zeros(n_frames * HOP, np.float32)
-    padded[: len(samples)] = samples
-    cuts = cut_points(speech, round(settings["piece_seconds"] / FRAME_SECONDS),
-                      max(1, round(settings["min_pause"] / FRAME_SECONDS)))
+        side.submit(importlib.import_module, "torch")  # a second of the serial step
+        script = transcript_tokens(transcript, neural["max_chars"])
+        if not script.symbols:
+            raise VestnikError("the transcript has no sounds the voice can say", job=job)
+        try:
+            samples = media.read_audio(recording, SAMPLE_RATE)
+        except VestnikError as exc:
+            raise VestnikError(str(exc), job=job) from exc
+        samples, levels, threshold = prepare_recording(samples, job, recording,
+                                                       settings["silence_db"])
+        speech = levels > threshold
+        n_frames = len(levels)
+        padded = np.zeros(n_frames * HOP, np.float32)
+        padded[: len(samples)] = samples
+        cuts = cut_points(speech, round(settings["piece_seconds"] / FRAME_SECONDS),
+                          max(1, round(settings["min_pause"] / FRAME_SECONDS)))
+        # the model only once the recording has passed its checks; its encoding alongside
+        # the recording's mel
+        encoding = side.submit(_load_and_encode, model_paths(neural)[0], script)
+        from vestnik.mel import log_mel
 
-    acoustic, _ = model_paths(neural)
-    torch.set_num_threads(1)
-    model, _ = load_acoustic(acoustic, "cpu")
-    aligned = align_recording(job, model, padded, script, speech, settings["band"])
+        mel = log_mel(padded)
+        model, mu, owner = encoding.result()
+    finally:
+        side.shutdown(wait=True)
+    aligned = align_recording(job, model, padded, script, speech, settings["band"],
+                              encoded=(mu, owner), mel=mel)
     fit = check_fit(job, aligned.path.fit, speech, settings, 0,
                     lambda lo, hi: aligned.words_at(script, lo, hi))
     bounds = assign_symbols(cuts, script.symbols, aligned.first, aligned.end)
@@ -520,8 +569,8 @@ def revoice_piece(job: str, plan_path: str | os.PathLike, recording: str | os.Pa
 
     from vestnik import media
     from vestnik.acoustic.align import align_piece, normalised_frames
+    from vestnik.acoustic.speak import fold_blanks
     from vestnik.acoustic.symbols import SPACE
-    from vestnik.acoustic.synth import _fold_blanks
     from vestnik.mel import log_mel
     from vestnik.tts.neural import voice
 
@@ -585,7 +634,7 @@ def revoice_piece(job: str, plan_path: str | os.PathLike, recording: str | os.Pa
                 mel, _, _ = model.infer(tokens, durations=torch.from_numpy(forced[None]).to(
                     spoken.device))
                 mels.append(mel[0].float().cpu().numpy())
-                symbol_counts += _fold_blanks(forced.tolist(), add_blank)
+                symbol_counts += fold_blanks(forced.tolist(), add_blank)
         audio = spoken.vocode(np.concatenate(mels, axis=1))
     gain = pause_gain(speech, max(1, round(settings["min_pause"] / FRAME_SECONDS)), len(samples))
     out = np.zeros(len(samples), np.float32)
@@ -616,13 +665,13 @@ def revoice_piece(job: str, plan_path: str | os.PathLike, recording: str | os.Pa
 def piece_events(record: dict, min_pause_frames: int) -> tuple[list[dict], list[tuple]]:
     """Phoneme events of one piece on the recording's clock, and (symbol index, start, end)
     seconds of each of its symbols; a word gap that holds a pause becomes a pause event."""
+    from vestnik.acoustic.speak import phoneme_events
     from vestnik.acoustic.symbols import PUNCTUATION, SPACE
-    from vestnik.acoustic.synth import phoneme_events
 
     names = [PUNCTUATION[0] if s == SPACE and f >= min_pause_frames else s
              for s, f in zip(record["symbols"], record["frames"], strict=True)]
     offset = record["speech_start_frame"] * FRAME_SECONDS
-    events = phoneme_events(names, record["frames"], offset)
+    events = phoneme_events(names, record["frames"], offset, frame_seconds=FRAME_SECONDS)
     times, frame = [], record["speech_start_frame"]
     for k, count in enumerate(record["frames"]):
         times.append((record["first_symbol"] + k, frame * FRAME_SECONDS,

@@ -147,7 +147,7 @@ def _check_text_input(job: str, limits: dict, kind: str, value: str,
 
 
 def plan_revoice_job(job: str, settings: dict, audio: str, transcript: tuple[str, str],
-                     out_plan: str, out_recording: str) -> dict:
+                     out_plan: str, out_recording: str, threads: int = 1) -> dict:
     """Step 1 of re-voicing a recording (vestnik.revoice): its pieces and their words."""
     from vestnik.revoice import plan_revoicing, read_transcript
 
@@ -155,7 +155,7 @@ def plan_revoice_job(job: str, settings: dict, audio: str, transcript: tuple[str
     preflight(job, settings, "audio", audio, transcript)
     text = read_transcript(*transcript, job)
     return plan_revoicing(job, audio, text, settings["tts"], settings["revoice"], out_plan,
-                          out_recording)
+                          out_recording, threads=threads)
 
 
 def revoice_piece_job(job: str, settings: dict, plan: str, recording: str, index: int,

@@ -11,6 +11,7 @@ checkpoint revoice_plan:
         recording=layout.REVOICE_RECORDING,
     params:
         settings=step_params("revoice"),
+    threads: 2  # torch's import and the encoding beside the recording's checks and mel
     priority: job_priority("speech")
     conda:
         TORCH_ENV

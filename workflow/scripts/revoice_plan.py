@@ -11,7 +11,8 @@ def plan():
     settings = check_job(snakemake.config, job)
     _, audio = job_input(snakemake.config, job)
     plan_revoice_job(job, settings, audio, job_transcript(snakemake.config, job),
-                     snakemake.output.plan, snakemake.output.recording)
+                     snakemake.output.plan, snakemake.output.recording,
+                     threads=snakemake.threads)
 
 
 run_step(snakemake, plan)

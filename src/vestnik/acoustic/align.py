@@ -103,18 +103,21 @@ def banded_alignment(mu: np.ndarray, frames: np.ndarray, band: int) -> Path | No
     best[0] = logp.max()
     lo = 0
     last_lo = n_tokens - width
+    half = width // 2
+    stay, advance = value[1:], value[:-1]
+    merged = np.empty(width)  # the loop reuses its arrays: it runs once per frame
     for j in range(1, n_frames):
-        ahead = int(np.argmax(value[1:]))
-        new_lo = min(max(lo, lo + ahead - width // 2), last_lo)
+        new_lo = min(max(lo, lo + int(stay.argmax()) - half), last_lo)
         shift = new_lo - lo
         if shift:
             value[: width + 1 - shift] = value[shift:].copy()
             value[width + 1 - shift:] = NEG_INF
             lo = new_lo
-        logp = mu[lo : lo + width] @ frames[j] - half_mu[lo : lo + width]
-        stay, advance = value[1:], value[:-1]
+        logp = mu[lo : lo + width] @ frames[j]
+        logp -= half_mu[lo : lo + width]
         np.greater(advance, stay, out=moved[j])
-        value[1:] = np.maximum(stay, advance) + logp
+        np.maximum(stay, advance, out=merged)
+        np.add(merged, logp, out=stay)
         value[0] = NEG_INF
         starts[j] = lo
         best[j] = logp.max()
