@@ -58,6 +58,24 @@ def test_voice_recipe_fits_the_schema_and_the_cpu_target():
     assert check_job(config, "voice_demo")["tts"]["engine"] == "voice"
 
 
+def test_cpu_recipe_keeps_the_voice_networks_with_smaller_batches():
+    """config/voice-cpu.yaml, given after config/voice.yaml, changes batches and steps only: the
+    networks trained on a CPU are the ones a GPU window trains."""
+    from vestnik.acoustic.config import resolve_experiment as acoustic_experiment
+    from vestnik.config import load_configs
+    from vestnik.vocoder.config import resolve_experiment as vocoder_experiment
+
+    gpu = load_configs(ROOT / "config/config.yaml", ROOT / "config/voice.yaml")
+    cpu = load_configs(ROOT / "config/config.yaml", ROOT / "config/voice.yaml",
+                       ROOT / "config/voice-cpu.yaml")
+    for resolve, stage in ((vocoder_experiment, "vocoder"), (acoustic_experiment, "acoustic")):
+        on_gpu = resolve("voice", gpu[stage]["experiments"]["voice"])
+        on_cpu = resolve("voice", cpu[stage]["experiments"]["voice"])
+        assert on_cpu["batch_size"] < on_gpu["batch_size"] and not on_cpu["bf16"]
+        network = "generator" if stage == "vocoder" else "model"
+        assert on_cpu[network] == on_gpu[network]
+
+
 # --- building ------------------------------------------------------------------------------------
 
 def _models(folder: Path, seed: int = 0) -> tuple[Path, Path]:
