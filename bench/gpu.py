@@ -18,14 +18,17 @@ instead of stopping the run, and the JSON (--out) is rewritten after every part:
 4. hifigan: V1, V2, V3 generators on 10 s of mel, fp32 (the paper's V100 figures are 167.9x,
    764.8x and 1186.8x real time) and bf16 autocast; weights random (speed does not depend on
    them); the exported (inference) path.
-5. training: optimiser steps/s of the vocoder V1 recipe (batch 16, segment 8192, full-size
-   discriminators) and of the acoustic recipe (batch 32, about 7 s utterances), random data.
+5. training: with --official DIR (a jik876/hifi-gan checkout), the official train.py step
+   against the project's vocoder step at batch 16 x segment 8192 (bf16 + TF32, eager and
+   compiled), in turn on the same random batches (target 1.3x the official steps/s); the
+   acoustic recipe's step (batch 32, about 7 s utterances), eager and compiled.
 6. pytest: the torch-side test modules, whatever time is left (missing packages show as
    errors there; carry them as wheels, see the device notes).
 
 Usage (from the repo root):
-    python bench/gpu.py --out $OUT/gpu.json               # on the GPU machine
-    python bench/gpu.py --device cpu --quick --out /tmp/gpu_cpu.json   # rehearsal on a CPU
+    python bench/gpu.py --official hifi-gan --out $OUT/gpu.json   # on the GPU machine
+    python bench/gpu.py --device cpu --quick --official hifi-gan --parts training \
+        --out /tmp/gpu_cpu.json                                       # rehearsal on a CPU
 """
 
 from __future__ import annotations
@@ -275,63 +278,26 @@ def part_hifigan(args, deadline: float) -> list[dict]:
     return rows
 
 
-def part_training(args, deadline: float) -> list[dict]:
-    import torch
+def part_training(args, deadline: float) -> dict:
+    """bench/training.py's in-process timings: with --official, the official HiFi-GAN
+    train.py step against the project's vocoder step (eager and compiled) at the same batch;
+    the acoustic recipe's step, eager and compiled."""
+    import training as training_bench
 
-    from vestnik.acoustic import symbols
-    from vestnik.acoustic.config import resolve_experiment as acoustic_experiment
-    from vestnik.acoustic.train import AcousticRun
-    from vestnik.vocoder.config import resolve_experiment as vocoder_experiment
-    from vestnik.vocoder.train import VocoderRun
-
-    device = torch.device(args.device)
-    rows = []
-    block = {"generator": "v1"}
-    if args.quick:  # the `tiny` experiment's shape: a CPU rehearsal of the code path
-        block = {"generator": {"base": "v3", "upsample_initial_channel": 32},
-                 "discriminator_width": 0.125, "segment": 4096, "batch_size": 1,
-                 "accumulation": 1}
-    config = vocoder_experiment("v1", block)
-    run = VocoderRun(config, device)
-    frames = config["segment"] // 256
-
-    def micro():
-        return (torch.randn(config["batch_size"], 80, frames) - 5.0,
-                torch.rand(config["batch_size"], config["segment"]) * 0.2 - 0.1)
-
-    def vocoder_step(run=run):
-        run.train_step([micro() for _ in range(config["accumulation"])])
-
-    part_end = min(deadline, time.time() + (deadline - time.time()) / 2)
-    best, median = timed_calls(vocoder_step, args.device, part_end)
-    rows.append({"recipe": "vocoder tiny" if args.quick else "vocoder V1",
-                 "batch": config["batch_size"],
-                 "accumulation": config["accumulation"], "segment": config["segment"],
-                 "steps_per_s_best": round(1 / best, 3),
-                 "steps_per_s_median": round(1 / median, 3)})
-    print(json.dumps(rows[-1]), flush=True)
-    del run, vocoder_step
-
-    config = acoustic_experiment("ruslan", {})
-    if args.quick:
-        config["batch_size"] = 2
-        config["model"] = {**config["model"], "hidden": 64, "ffn_hidden": 128}
-    acoustic = AcousticRun(config, device)
-    batch_size, tokens, mel_frames = config["batch_size"], 160, 600
-    generator = torch.Generator().manual_seed(0)
-    batch = {
-        "tokens": torch.randint(1, len(symbols.SYMBOLS), (batch_size, tokens),
-                                generator=generator),
-        "token_lengths": torch.full((batch_size,), tokens),
-        "mels": torch.randn(batch_size, 80, mel_frames, generator=generator) - 5.0,
-        "mel_lengths": torch.full((batch_size,), mel_frames),
-    }
-    best, median = timed_calls(lambda: acoustic.train_step(batch), args.device, deadline)
-    rows.append({"recipe": "acoustic (ruslan)", "batch": batch_size, "tokens": tokens,
-                 "mel_frames": mel_frames, "steps_per_s_best": round(1 / best, 3),
-                 "steps_per_s_median": round(1 / median, 3)})
-    print(json.dumps(rows[-1]), flush=True)
-    return rows
+    results: dict = {}
+    share = (deadline - time.time()) / (3 if args.official else 1)
+    if args.official:
+        batch = 1 if args.quick else 16
+        results["vocoder_vs_official"] = training_bench.official_comparison(
+            args.official, args.device, batch, 8192, seconds=max(5.0, share * 0.6),
+            compile_too=not args.quick)
+    model = ({"hidden": 64, "ffn_hidden": 128, "decoder_hidden": 64, "duration_hidden": 64}
+             if args.quick else None)
+    results["acoustic"] = training_bench.acoustic_steps(
+        args.device, 2 if args.quick else 32, 160, 600,
+        seconds=max(5.0, (deadline - time.time()) * 0.6), compile_too=not args.quick,
+        model=model)
+    return results
 
 
 def part_pytest(args, deadline: float) -> dict:
@@ -381,6 +347,8 @@ def main() -> None:
     parser.add_argument("--parts", default=",".join(PARTS), help="comma-separated subset")
     parser.add_argument("--quick", action="store_true", help="tiny sizes (CPU rehearsal)")
     parser.add_argument("--tests", help="comma-separated test modules for the pytest part")
+    parser.add_argument("--official", type=Path,
+                        help="a jik876/hifi-gan checkout: the training part's official step")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "gpu_cuda.json")
     args = parser.parse_args()
     import torch

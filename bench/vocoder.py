@@ -33,7 +33,6 @@ import yaml
 
 from vestnik.vocoder.config import resolve_experiment
 from vestnik.vocoder.models import GENERATOR_CONFIGS, Generator
-from vestnik.vocoder.train import VocoderRun
 
 ROOT = Path(__file__).resolve().parents[1]
 PAPER_CPU = {"v1": 1.43, "v2": 9.74, "v3": 13.44}
@@ -137,21 +136,25 @@ def official_comparison(checkout: Path, seconds: float, repeats: int) -> list[st
 
 
 def training_speed(block: dict, steps: int) -> float:
-    """Optimiser steps per second of an experiment block on random segments."""
-    config = resolve_experiment("bench", block)
-    run = VocoderRun(config, torch.device("cpu"))
-    frames = config["segment"] // 256
+    """Optimiser steps per second of an experiment block on random segments (the recipe's
+    own train_step; the first step is not timed)."""
+    import tempfile
 
-    def micro():
-        return (torch.randn(config["batch_size"], 80, frames) - 5.0,
-                torch.rand(config["batch_size"], config["segment"]) * 0.2 - 0.1)
+    from training import project_recipe, random_vocoder_batches
 
-    batches = [[micro() for _ in range(config["accumulation"])] for _ in range(steps + 1)]
-    run.train_step(batches[0])
-    start = time.perf_counter()
-    for batch in batches[1:]:
-        run.train_step(batch)
-    return steps / (time.perf_counter() - start)
+    with tempfile.TemporaryDirectory() as tmp:
+        recipe = project_recipe("vocoder", {**block, "device": "cpu"}, torch.device("cpu"),
+                                Path(tmp))
+        config = recipe.config
+        count = config["accumulation"]
+        pool = random_vocoder_batches(config["batch_size"], config["segment"], 2 * count)
+        batches = [[pool[(i * count + j) % len(pool)][:2] for j in range(count)]
+                   for i in range(steps + 1)]
+        recipe.train_step(0, batches[0])
+        start = time.perf_counter()
+        for step, batch in enumerate(batches[1:], start=1):
+            recipe.train_step(step, batch)
+        return steps / (time.perf_counter() - start)
 
 
 def main() -> None:

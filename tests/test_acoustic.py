@@ -342,3 +342,22 @@ def test_resume_after_sigkill_gives_the_uninterrupted_weights(corpus, tmp_path, 
     assert all(torch.equal(a[key], b[key]) for key in a)
     steps = [int(r["step"]) for r in CsvLog(killed / "train_log.csv", []).read() if r["loss"]]
     assert steps == list(range(5, 41, 5))
+
+
+def test_compiled_training_keeps_the_plain_model_in_its_states(corpus, tmp_path):
+    """torch.compile wraps only the training forward: checkpoints and the export read the
+    plain model, whose keys carry no `_orig_mod.` prefix."""
+    from vestnik.acoustic.config import resolve_experiment
+    from vestnik.acoustic.train import AcousticTraining
+
+    def recipe(compiled: bool) -> AcousticTraining:
+        config = resolve_experiment("c", {"model": TINY_MODEL, "compile": compiled,
+                                          "device": "cpu"})
+        return AcousticTraining("c", config, torch.device("cpu"), corpus / "train.tsv",
+                                corpus / "val.tsv", tmp_path)
+
+    compiled, plain = recipe(True), recipe(False)
+    assert isinstance(compiled.model_ranks, torch._dynamo.eval_frame.OptimizedModule)
+    assert plain.model_ranks is plain.model
+    assert list(compiled.state_dict()["model"]) == list(plain.state_dict()["model"])
+    assert list(compiled.weights()["model"]) == list(plain.weights()["model"])

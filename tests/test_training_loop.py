@@ -49,8 +49,11 @@ class LineFit(training.Recipe):
     def epoch(self, step: int) -> int:
         return step // len(self.train_rows)
 
-    def train_step(self, step: int) -> dict[str, float]:
-        x, y = self.train_rows[step % len(self.train_rows)]
+    def batch(self, step: int) -> tuple[float, float]:
+        return self.train_rows[step % len(self.train_rows)]
+
+    def train_step(self, step: int, batch: tuple[float, float]) -> dict[str, float]:
+        x, y = batch
         self.optim.zero_grad()
         loss = (self.model(torch.tensor([[x]])) - y).pow(2).mean()
         loss.backward()
@@ -77,7 +80,7 @@ class LineFit(training.Recipe):
 
 CONFIG = {"lr": 0.02, "seed": 3, "batch_size": 1, "world_size": 1, "steps": 12,
           "log_interval": 2, "val_interval": 4, "checkpoint_interval": 4, "keep_last": 5,
-          "export": "best", "device": "cpu"}
+          "export": "best", "device": "cpu", "workers": 0}
 
 
 @pytest.fixture
@@ -145,3 +148,54 @@ def test_a_longer_run_resumes_the_same_trajectory(split, tmp_path):
     assert [int(r["step"]) for r in again if r["loss"]] == [4, 8, 12]
     assert [r["val_loss"] for r in rows if r["val_loss"] and int(r["step"]) > 6] == [
         r["val_loss"] for r in again if r["val_loss"] and int(r["step"]) > 6]
+
+
+def test_loader_workers_give_the_same_trajectory_resumed_or_not(split, tmp_path):
+    here = tmp_path / "here"
+    train(split, here)
+    ahead = tmp_path / "ahead"
+    train(split, ahead, steps=6, workers=2)
+    train(split, ahead, workers=2)  # resumed at step 6 by a fresh loader
+    resumed = val_losses(ahead)
+    assert resumed.pop(6) and resumed == val_losses(here)  # 6: the end of the first run
+    weights = [training.load_state(out / "line.pt")["model"] for out in (ahead, here)]
+    assert all(torch.equal(weights[0][key], weights[1][key]) for key in weights[1])
+
+
+def test_step_batches_run_in_order_from_the_first_step():
+    made = list(training.step_batches(lambda step: torch.tensor([step]), 3, 9, 2, False))
+    assert [int(b) for b in made] == [3, 4, 5, 6, 7, 8]
+    assert list(training.step_batches(lambda step: step, 3, 5, 0, False)) == [3, 4]
+
+
+@pytest.fixture
+def fp32_switches():
+    """torch's float32 precision switches, restored after the test."""
+    matmul = torch.backends.cuda.matmul.fp32_precision
+    conv = torch.backends.cudnn.conv.fp32_precision
+    torch.backends.cuda.matmul.fp32_precision = "none"
+    torch.backends.cudnn.conv.fp32_precision = "none"
+    yield
+    torch.backends.cuda.matmul.fp32_precision = matmul
+    torch.backends.cudnn.conv.fp32_precision = conv
+
+
+@pytest.mark.usefixtures("fp32_switches")
+def test_tf32_follows_the_setting_on_cuda_and_the_cpu_is_left_alone():
+    switches = (torch.backends.cuda.matmul, torch.backends.cudnn.conv)
+    training.cuda_precision(torch.device("cpu"), {"tf32": True})
+    assert [s.fp32_precision for s in switches] == ["none", "none"]
+    training.cuda_precision(torch.device("cuda", 0), {"tf32": True})
+    assert [s.fp32_precision for s in switches] == ["tf32", "tf32"]
+    training.cuda_precision(torch.device("cuda", 0), {"tf32": False})
+    assert [s.fp32_precision for s in switches] == ["ieee", "ieee"]
+
+
+def test_bf16_autocast_only_on_cuda_and_only_when_asked(split, tmp_path):
+    def recipe(device: str, bf16: bool) -> LineFit:
+        return LineFit("line", {**CONFIG, "bf16": bf16}, torch.device(device), *split, tmp_path)
+
+    assert recipe("cuda", True).bf16
+    assert not recipe("cuda", False).bf16
+    on_cpu = recipe("cpu", True)
+    assert not on_cpu.bf16 and not on_cpu.autocast()._enabled

@@ -177,6 +177,42 @@ def test_changed_config_starts_fresh_and_longer_runs_resume(tmp_path, corpus):
     assert json.loads((old / "experiment.json").read_text())["config"]["lr_generator"] == 2e-3
 
 
+@pytest.mark.slow
+def test_loader_workers_draw_the_batches_of_the_training_process(tmp_path, corpus):
+    block = {**TINY, "steps": 3, "val_interval": 3, "checkpoint_interval": 3, "val_items": 1,
+             "samples": 0, "log_interval": 1}
+
+    def losses(folder):
+        rows = CsvLog(folder / "train_log.csv", []).read()
+        return [(r["step"], r["loss_g"], r["loss_d"]) for r in rows if r["loss_g"]]
+
+    train_vocoder("here", block, *corpus, tmp_path / "here", threads=1)
+    train_vocoder("ahead", {**block, "workers": 2}, *corpus, tmp_path / "ahead", threads=1)
+    assert len(losses(tmp_path / "here")) == 3
+    assert losses(tmp_path / "ahead") == losses(tmp_path / "here")
+
+
+def test_compiled_training_keeps_plain_networks_in_its_states(tmp_path, corpus):
+    """torch.compile wraps only the training forwards: what checkpoints, best.pt and the
+    export read are the plain networks, so their keys carry no `_orig_mod.` prefix."""
+    from vestnik.vocoder.config import resolve_experiment
+    from vestnik.vocoder.train import VocoderTraining
+
+    def recipe(compiled: bool) -> VocoderTraining:
+        config = resolve_experiment("c", {**TINY, "compile": compiled, "device": "cpu"})
+        return VocoderTraining("c", config, torch.device("cpu"), *corpus, tmp_path)
+
+    compiled, plain = recipe(True), recipe(False)
+    assert isinstance(compiled.generator_step, torch._dynamo.eval_frame.OptimizedModule)
+    assert all(isinstance(d, torch._dynamo.eval_frame.OptimizedModule)
+               for d in compiled.d_update + compiled.d_scores)
+    assert plain.generator_step is plain.generator
+    state, reference = compiled.state_dict(), plain.state_dict()
+    for part in ("generator", "mpd", "msd"):
+        assert list(state[part]) == list(reference[part]), part
+    assert list(compiled.weights()["generator"]) == list(plain.weights()["generator"])
+
+
 def test_state_folder_is_tied_to_the_config_hash(tmp_path):
     from vestnik.training import config_hash, prepare_state_dir
 

@@ -359,6 +359,34 @@ def progress(total: int, initial: int, desc: str) -> Any:
                 mininterval=10.0, ascii=True, ncols=100)
 
 
+class _StepBatches(torch.utils.data.Dataset):
+    """Item i: the batch of step `first + i`, for a DataLoader over a run's remaining steps."""
+
+    def __init__(self, batch: Callable[[int], Any], first: int, last: int):
+        self.batch, self.first, self.last = batch, first, last
+
+    def __len__(self) -> int:
+        return self.last - self.first
+
+    def __getitem__(self, index: int) -> Any:
+        return self.batch(self.first + index)
+
+
+def step_batches(batch: Callable[[int], Any], first: int, last: int, workers: int,
+                 pin: bool) -> Iterator[Any]:
+    """The batches of steps `first`..`last - 1` in order: made here when `workers` is 0 and
+    nothing is pinned, else by a DataLoader with `workers` processes (a few batches ahead) and,
+    with `pin`, a thread copying them to pinned memory. Batches do not depend on who makes them.
+    """
+    if not workers and not pin:
+        return (batch(step) for step in range(first, last))
+    loader = torch.utils.data.DataLoader(
+        _StepBatches(batch, first, last), batch_size=None, shuffle=False, num_workers=workers,
+        pin_memory=pin, prefetch_factor=2 if workers else None,
+    )
+    return iter(loader)
+
+
 class Recipe(ABC):
     """What one model brings to the training loop: its state, its step, validation and export.
 
@@ -409,15 +437,30 @@ class Recipe(ABC):
             part.load_state_dict(state[name])
 
     def to_device(self, tensor: torch.Tensor) -> torch.Tensor:
-        """A batch tensor on the run's device (through pinned memory on CUDA)."""
+        """A batch tensor on the run's device (through pinned memory on CUDA; training batches
+        come pinned from the loader)."""
         if self.device.type == "cuda":
-            return tensor.pin_memory().to(self.device, non_blocking=True)
+            pinned = tensor if tensor.is_pinned() else tensor.pin_memory()
+            return pinned.to(self.device, non_blocking=True)
         return tensor.to(self.device)
 
+    def compiled(self, module: torch.nn.Module) -> torch.nn.Module:
+        """`module` through `torch.compile` when the experiment's `compile` asks, else itself.
+
+        Only the training forwards go through it: `parts()` and `weights()` hold the plain
+        modules, so checkpoints, best.pt and exports keep plain state-dict keys (no
+        `_orig_mod.` prefix) and resume or export with compilation on or off.
+        """
+        return torch.compile(module) if self.config["compile"] else module
+
+    @property
+    def bf16(self) -> bool:
+        """Whether the networks run under bf16 autocast: on CUDA, when the experiment asks."""
+        return self.device.type == "cuda" and self.config["bf16"]
+
     def autocast(self) -> Any:
-        """bf16 autocast on CUDA when the experiment's `bf16` asks for it, else a no-op."""
-        use = self.device.type == "cuda" and self.config["bf16"]
-        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=use)
+        """bf16 autocast where `bf16` holds, else a no-op."""
+        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16)
 
     @abstractmethod
     def start_fresh(self) -> None:
@@ -428,8 +471,13 @@ class Recipe(ABC):
         """The epoch that `step` completed steps are in."""
 
     @abstractmethod
-    def train_step(self, step: int) -> dict[str, float]:
-        """Optimiser step number `step + 1` (its batch is a function of `step`): mean losses.
+    def batch(self, step: int) -> Any:
+        """This rank's training batch of optimiser step `step + 1`: a pure function of `step`
+        (tensors, or lists and dicts of them), so loader workers can prepare it ahead."""
+
+    @abstractmethod
+    def train_step(self, step: int, batch: Any) -> dict[str, float]:
+        """Optimiser step number `step + 1` on `batch` (`self.batch(step)`): mean losses.
 
         The first metric returned is shown on the progress bar.
         """
@@ -505,10 +553,11 @@ def run(recipe: Recipe, key: str, resumable: bool, out_dir: Path) -> Path:
     total = config["steps"]
     sample_interval = config.get("sample_interval", config["val_interval"])
     bar = progress(total, step, f"{recipe.kind} {name}")
+    batches = step_batches(recipe.batch, step, total, config["workers"], device.type == "cuda")
     timer, timed_steps = time.time(), 0
     try:
-        while step < total:
-            metrics = ranks.mean(recipe.train_step(step))
+        for batch in batches:
+            metrics = ranks.mean(recipe.train_step(step, batch))
             step += 1
             epoch = recipe.epoch(step)
             timed_steps += 1
@@ -548,6 +597,7 @@ def run(recipe: Recipe, key: str, resumable: bool, out_dir: Path) -> Path:
                 curves()
     finally:
         bar.close()
+        del batches  # a DataLoader's workers stop with its iterator
 
     path = out_dir / recipe.exported
     if ranks.main:
@@ -603,7 +653,7 @@ def train_experiment(
         distributed.init(config, ranks)
         try:
             device = distributed.rank_device(config, ranks)
-            _fast_cuda(device)
+            cuda_precision(device, config)
             return run(recipe_type(name, config, device, train_tsv, val_tsv, out_dir), key,
                        resumable, out_dir)
         finally:
@@ -614,7 +664,7 @@ def train_experiment(
         path = out_dir / recipe_type.exported
     else:
         with training_device(config["device"], gpu, job=f"{recipe_type.kind} {name}") as device:
-            _fast_cuda(device)
+            cuda_precision(device, config)
             path = run(recipe_type(name, config, device, train_tsv, val_tsv, out_dir), key,
                        resumable, out_dir)
     write_provenance(out_dir / "provenance.json", {"experiment": name, "block": config},
@@ -622,8 +672,13 @@ def train_experiment(
     return path
 
 
-def _fast_cuda(device: torch.device) -> None:
-    """TF32 matrix products and convolutions on CUDA (bf16 autocast is the recipes' own)."""
-    if device.type == "cuda":
-        torch.backends.cuda.matmul.allow_tf32 = True
-        torch.backends.cudnn.allow_tf32 = True
+def cuda_precision(device: torch.device, config: Mapping[str, Any]) -> None:
+    """On CUDA, float32 matrix products and convolutions in TF32 when the experiment's `tf32`
+    asks, in full float32 otherwise; a CPU run leaves torch's settings alone. (bf16 autocast is
+    `Recipe.autocast`.) Only torch's newer `fp32_precision` switches are used: torch refuses to
+    report a mix of them and the legacy `allow_tf32` flags."""
+    if device.type != "cuda":
+        return
+    mode = "tf32" if config["tf32"] else "ieee"
+    torch.backends.cuda.matmul.fp32_precision = mode
+    torch.backends.cudnn.conv.fp32_precision = mode

@@ -18,8 +18,11 @@ from vestnik.errors import VestnikError
 RUN_ONLY_KEYS = (
     "steps", "log_interval", "val_interval", "checkpoint_interval", "keep_last", "val_items",
     "plots", "export", "device", "world_size",
+    "tf32", "compile", "workers",
 )
-"""Keys that do not change the weights a run produces: changing them resumes, not restarts."""
+"""Keys that do not change the weights a run produces (TF32 and compilation change only their
+rounding, as the device does; the loader workers not even that): changing them resumes, not
+restarts."""
 
 BEST_METRIC = "val_mel_l1"
 """The validation metric (lower is better) that picks the best checkpoint, the exported model

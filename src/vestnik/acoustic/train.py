@@ -94,7 +94,7 @@ class AcousticTraining(training.Recipe):
         if self.ranks.main:
             _write_phonemes(out_dir / "phonemes.tsv", train_items + self.val_items)
         self.batches = TextMelBatches(train_items, config["batch_size"], config["seed"])
-        self.model_ranks = self.ranks.wrap(self.model)
+        self.model_ranks = self.compiled(self.ranks.wrap(self.model))
 
     def parts(self) -> dict[str, Any]:
         return {"model": self.model, "optim": self.optim, "sched": self.sched}
@@ -132,11 +132,14 @@ class AcousticTraining(training.Recipe):
                        + self.config["decoder_weight"] * out["decoder"])
         return out
 
-    def train_step(self, step: int) -> dict[str, float]:
+    def batch(self, step: int) -> dict[str, torch.Tensor]:
+        """This rank's rows of the step's length-grouped batch."""
+        return self.batches.batch(*divmod(step, self.batches.per_epoch), self.ranks)
+
+    def train_step(self, step: int, batch: dict[str, torch.Tensor]) -> dict[str, float]:
         """One AdamW step on the batch of `step` (prior + duration + decoder losses)."""
         self.model.train()
         self.optim.zero_grad(set_to_none=True)
-        batch = self.batches.batch(*divmod(step, self.batches.per_epoch), self.ranks)
         weights = self.ranks.weights({"frames": batch["mel_lengths"].sum(),
                                       "rows": len(batch["mel_lengths"])})
         out = self._losses(batch, self.model_ranks, weights)

@@ -80,7 +80,10 @@ class VocoderTraining(training.Recipe):
         # with several ranks the discriminators' gradients are averaged by DDP; the generator's
         # forwards (all micro-batches) precede its backwards, which DDP cannot pair up, so its
         # gradients are averaged explicitly after the last backward
-        self.mpd_ranks, self.msd_ranks = self.ranks.wrap(self.mpd), self.ranks.wrap(self.msd)
+        self.generator_step = self.compiled(self.generator)
+        self.d_update = [self.compiled(self.ranks.wrap(d)) for d in (self.mpd, self.msd)]
+        self.d_scores = (self.d_update if self.ranks.world == 1
+                         else [self.compiled(d) for d in (self.mpd, self.msd)])
         self.batches = SegmentBatches(read_split(train_tsv), config["segment"],
                                       config["batch_size"], config["seed"])
         self.val_items = read_split(val_tsv)[: config["val_items"] or None]
@@ -112,20 +115,23 @@ class VocoderTraining(training.Recipe):
     ) -> tuple[list, list, list, list]:
         """(real scores, fake scores, real feature maps, fake feature maps) of MPD and MSD;
         `training`: through the rank-synchronised wrappers (their own update)."""
-        mpd, msd = (self.mpd_ranks, self.msd_ranks) if training else (self.mpd, self.msd)
+        mpd, msd = self.d_update if training else self.d_scores
         with self.autocast():
             p = mpd(real, fake)
             s = msd(real, fake)
         return p[0] + s[0], p[1] + s[1], p[2] + s[2], p[3] + s[3]
 
-    def train_step(self, step: int) -> dict[str, float]:
+    def batch(self, step: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """The step's `accumulation` micro-batches (this rank's rows of each)."""
+        count = self.config["accumulation"]
+        return [self.batches.batch(*divmod(step * count + i, self.batches.per_epoch), self.ranks)
+                for i in range(count)]
+
+    def train_step(self, step: int,
+                   micro_batches: list[tuple[torch.Tensor, torch.Tensor]]) -> dict[str, float]:
         """Both sides over `accumulation` micro-batches; the schedulers step at each new epoch."""
         cfg = self.config
         count = cfg["accumulation"]
-        micro_batches = [
-            self.batches.batch(*divmod(step * count + i, self.batches.per_epoch), self.ranks)
-            for i in range(count)
-        ]
         d_params = list(itertools.chain(self.mpd.parameters(), self.msd.parameters()))
         fakes = []
         totals = dict.fromkeys(("mel_l1", "loss_g", "loss_d", "loss_adv", "loss_fm"), 0.0)
@@ -133,7 +139,7 @@ class VocoderTraining(training.Recipe):
         for mel, audio in micro_batches:
             mel, audio = self.to_device(mel), self.to_device(audio)
             with self.autocast():
-                fake = self.generator(mel)
+                fake = self.generator_step(mel)
             real = audio.unsqueeze(1)
             real_scores, fake_scores, _, _ = self.discriminators(real, fake.detach(), True)
             loss_d = losses.discriminator_loss(real_scores, fake_scores)
