@@ -72,3 +72,39 @@ def test_read_audio_errors(tmp_path):
         media.read_audio(tmp_path / "junk.mp3", SR)
     with pytest.raises(VestnikError, match="not found"):
         media.read_audio(tmp_path / "missing.wav", SR)
+
+
+@pytest.mark.parametrize(
+    ("subtype", "channels", "rate"),
+    [("PCM_16", 1, 22050), ("PCM_24", 2, 44100), ("FLOAT", 1, 16000), ("PCM_U8", 2, 8000)],
+)
+def test_wav_duration_from_the_header_matches_libsndfile(tmp_path, subtype, channels, rate):
+    import soundfile as sf
+
+    path = tmp_path / "a.wav"
+    sf.write(path, np.zeros((12345, channels), np.float32), rate, subtype=subtype)
+    assert media.audio_duration(path) == sf.info(path).frames / rate == 12345 / rate
+
+
+def test_duration_of_other_files_and_cut_wavs_comes_from_libsndfile(tmp_path):
+    import soundfile as sf
+
+    flac = tmp_path / "a.flac"
+    sf.write(flac, np.zeros(SR, np.float32), SR)
+    assert media.audio_duration(flac) == pytest.approx(1.0)
+    cut = tmp_path / "cut.wav"
+    sf.write(cut, np.zeros(SR, np.float32), SR, subtype="PCM_16")
+    cut.write_bytes(cut.read_bytes()[: 44 + SR])  # half the samples the header claims
+    assert media.audio_duration(cut) == pytest.approx(0.5, abs=1e-3)
+    assert media.wav_shortfall(cut) == pytest.approx((1.0, 0.5), abs=1e-3)
+
+
+def test_the_merge_step_imports_no_numpy_and_no_schema_checker():
+    """A merge job only moves bytes: its process start stays light (see bench/scheduling.md)."""
+    import subprocess
+    import sys
+
+    code = ("import sys, vestnik.runner, vestnik.steps, vestnik.provenance; "
+            "print(sorted({'numpy', 'jsonschema', 'yaml', 'soundfile'} & set(sys.modules)))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

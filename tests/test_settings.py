@@ -249,3 +249,14 @@ def test_neural_tts_takes_a_device_slot_of_the_gpu_block(no_cuda):
     assert not engines.takes_device_slot({"tts": cpu}, "tts")
     with pytest.raises(VestnikError, match=r"job 'j'.*gpu\.require is true but no CUDA"):
         synthesize("Привет.", job["tts"], job="j", gpu={"require": True})
+
+
+def test_blocks_pass_unchecked_only_inside_a_workflow_step():
+    """Inside a job's step its blocks come from the checked config; elsewhere they are checked."""
+    from vestnik.config import assume_checked_blocks, block_settings
+
+    with assume_checked_blocks():
+        assert block_settings("chunks", {"workers": 0}) == {"workers": 0}
+    with pytest.raises(VestnikError, match="workers"):
+        block_settings("chunks", {"workers": 0})
+    assert block_settings("chunks", {})["workers"] == 3

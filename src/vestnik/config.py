@@ -9,6 +9,7 @@ checked per job (`check_job`), so one bad job fails alone.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import functools
 import math
@@ -16,9 +17,7 @@ import os
 from collections.abc import Iterator
 from importlib import resources
 from pathlib import Path
-
-import jsonschema
-import yaml
+from typing import Any
 
 from vestnik.errors import VestnikError
 
@@ -36,13 +35,22 @@ def load_schema() -> dict:
     Parsed with libyaml where PyYAML has it: every job process reads the schema, and the pure
     Python parser spends about 0.2 s of CPU on it.
     """
+    import yaml
+
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     return yaml.load(SCHEMA_PATH.read_text(encoding="utf-8"), Loader=loader)
 
 
-def _filling_validator() -> type:
-    """A Draft 2020-12 validator that also inserts each property's `default` (a deep copy)."""
+@functools.cache
+def _validator(fill: bool) -> type:
+    """The Draft 2020-12 validator; with `fill`, one that also inserts each property's `default`
+    (a deep copy). jsonschema is imported here, not with this module: the job processes that
+    never check a block (the merge) do not pay for it."""
+    import jsonschema
+
     base = jsonschema.Draft202012Validator
+    if not fill:
+        return base
     validate_properties = base.VALIDATORS["properties"]
 
     def properties(validator, props, instance, schema):
@@ -53,9 +61,6 @@ def _filling_validator() -> type:
         yield from validate_properties(validator, props, instance, schema)
 
     return jsonschema.validators.extend(base, {"properties": properties})
-
-
-_FILLING = _filling_validator()
 
 
 def _non_finite(value: object, path: tuple = ()) -> Iterator[tuple]:
@@ -74,7 +79,7 @@ def _where(path) -> str:
     return "/".join(str(p) for p in path) or "(top)"
 
 
-def _message(error: jsonschema.ValidationError, block: str | None) -> str:
+def _message(error: Any, block: str | None) -> str:
     """The error in words; an unknown key lists the known ones of its block."""
     if error.validator == "additionalProperties" and isinstance(error.instance, dict):
         known = sorted(error.schema.get("properties", {}))
@@ -105,7 +110,7 @@ def check_schema(
         if not (skip and p[:1] == (skip,))
     ]
     if not lines:
-        validator = (_FILLING if fill else jsonschema.Draft202012Validator)(schema)
+        validator = _validator(fill)(schema)
         errors = sorted(validator.iter_errors(instance), key=lambda e: list(e.absolute_path))
         lines = [f"  at {_where(e.absolute_path)}: {_message(e, block)}" for e in errors]
     if lines:
@@ -131,6 +136,8 @@ def validate_config(config: dict, what: str = "config") -> dict:
 
 def read_yaml(path: str | os.PathLike) -> object:
     """Parse a YAML file; a syntax error becomes one VestnikError naming the file and line."""
+    import yaml
+
     path = Path(path)
     if not path.is_file():
         raise VestnikError("config file not found", path=path)
@@ -144,7 +151,7 @@ def read_yaml(path: str | os.PathLike) -> object:
         raise VestnikError(f"not valid YAML: {yaml_problem(exc)}", path=path) from None
 
 
-def yaml_problem(exc: yaml.YAMLError) -> str:
+def yaml_problem(exc: Exception) -> str:
     """'line L, column C: problem' of a YAML error (1-based, as editors count)."""
     mark = getattr(exc, "problem_mark", None)
     problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
@@ -282,14 +289,38 @@ def block_schema(where: str) -> dict:
     return node
 
 
+_BLOCKS_CHECKED = False
+"""True while a workflow job's step runs: see `assume_checked_blocks`."""
+
+
+@contextlib.contextmanager
+def assume_checked_blocks() -> Iterator[None]:
+    """While inside, `block_settings` returns its block unchecked.
+
+    A workflow job's blocks all come from the config the workflow checked (defaults filled in)
+    before it ran the job, and a job whose settings do not fit never gets past its tts step;
+    checking them again would cost each job process the jsonschema import and the schema parse
+    (about 70 ms of CPU), a tenth of a short job's work. `check_job` still checks in full.
+    """
+    global _BLOCKS_CHECKED
+    before, _BLOCKS_CHECKED = _BLOCKS_CHECKED, True
+    try:
+        yield
+    finally:
+        _BLOCKS_CHECKED = before
+
+
 def block_settings(where: str, block: dict | None, job: str | None = None) -> dict:
     """A copy of one settings block checked against its schema, defaults filled in.
 
     Code that takes a block (an engine, the chunk planner, the device slots) calls this on
     what it is given, so a block built by hand (a test, a benchmark) gets the same defaults
-    and range checks as one read from a config.
+    and range checks as one read from a config (inside a workflow job, see
+    `assume_checked_blocks`).
     """
     settings = copy.deepcopy(dict(block or {}))
+    if _BLOCKS_CHECKED:
+        return settings
     name = where.rsplit(".", 1)[-1]
     return check_schema(settings, block_schema(where), f"{where} settings", job, block=name)
 

@@ -14,16 +14,18 @@ import shutil
 import signal
 import subprocess
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
+from typing import TYPE_CHECKING, BinaryIO
 
 import ffmpeg
-import numpy as np
-import soundfile as sf
-import soxr
 
 from vestnik.errors import VestnikError
 from vestnik.io import atomic_write, disk_full_error, tool_disk_full_reason
+
+if TYPE_CHECKING:
+    import numpy as np
 
 VIDEO_CODEC_ARGS = {
     "vcodec": "libx264",
@@ -119,6 +121,10 @@ def read_audio(path: str | os.PathLike, sample_rate: int) -> np.ndarray:
     libsndfile reads wav/flac/ogg/mp3 exactly; anything else goes through ffmpeg. Resampling
     uses soxr (very high quality, deterministic).
     """
+    import numpy as np
+    import soundfile as sf
+    import soxr
+
     path = _existing_audio(path)
     try:
         data, native_rate = sf.read(path, dtype="float32", always_2d=True)
@@ -140,10 +146,18 @@ def read_audio(path: str | os.PathLike, sample_rate: int) -> np.ndarray:
 def audio_duration(path: str | os.PathLike) -> float | None:
     """Seconds of audio in a file, from its header (nothing is decoded); None if unknown.
 
-    libsndfile reads the header of wav/flac/ogg/mp3 whatever the extension says; other formats
-    are asked of ffmpeg, which also goes by content.
+    A PCM WAV file that holds what it claims is read here (the merge step needs no audio
+    libraries for it); libsndfile reads the header of other wav/flac/ogg/mp3 whatever the
+    extension says; other formats are asked of ffmpeg, which also goes by content.
     """
     path = _existing_audio(path)
+    with open(path, "rb") as handle:
+        wave = _wave_layout(handle)
+    whole = wave and wave.data_size not in WAV_SIZE_UNKNOWN and wave.data_size <= wave.held
+    if whole and wave.format_tag in PCM_FORMAT_TAGS and wave.block_align and wave.sample_rate:
+        return wave.data_size // wave.block_align / wave.sample_rate
+    import soundfile as sf
+
     try:
         info = sf.info(path)
         if info.samplerate > 0 and info.frames > 0:
@@ -155,6 +169,45 @@ def audio_duration(path: str | os.PathLike) -> float | None:
 
 WAV_SIZE_UNKNOWN = (0, 0xFFFFFFFF)
 """Data sizes that streaming recorders write before they know the length: no claim at all."""
+PCM_FORMAT_TAGS = (1, 3)
+"""WAVE format tags whose data size divides into whole frames: integer PCM and IEEE float."""
+
+
+@dataclass(frozen=True)
+class WaveLayout:
+    """What a RIFF/WAVE header says: the `fmt ` fields and the `data` chunk's claimed size,
+    with `held` the bytes the file really has after the chunk's header."""
+
+    format_tag: int
+    sample_rate: int
+    byte_rate: int
+    block_align: int
+    data_size: int
+    held: int
+
+
+def _wave_layout(handle: BinaryIO) -> WaveLayout | None:
+    """The layout of the RIFF/WAVE file open in `handle`, or None for other files."""
+    head = handle.read(12)
+    if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+        return None
+    fmt = b""
+    while True:
+        chunk = handle.read(8)
+        if len(chunk) < 8:
+            return None
+        kind, size = chunk[:4], int.from_bytes(chunk[4:], "little")
+        if kind == b"fmt ":
+            fmt = handle.read(size + size % 2)
+        elif kind == b"data":
+            if len(fmt) < 14:
+                return None
+            held = os.fstat(handle.fileno()).st_size - handle.tell()
+            field = [int.from_bytes(fmt[a:b], "little") for a, b in ((0, 2), (4, 8), (8, 12),
+                                                                       (12, 14))]
+            return WaveLayout(*field, data_size=size, held=held)
+        else:
+            handle.seek(size + size % 2, os.SEEK_CUR)
 
 
 def wav_shortfall(path: str | os.PathLike) -> tuple[float, float] | None:
@@ -164,29 +217,18 @@ def wav_shortfall(path: str | os.PathLike) -> tuple[float, float] | None:
     recording; None for other files, unknown sizes, and files that hold what they claim.
     """
     with open(path, "rb") as handle:
-        head = handle.read(12)
-        if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
-            return None
-        byte_rate = None
-        while True:
-            chunk = handle.read(8)
-            if len(chunk) < 8:
-                return None
-            kind, size = chunk[:4], int.from_bytes(chunk[4:], "little")
-            if kind == b"fmt ":
-                fmt = handle.read(size + size % 2)
-                byte_rate = int.from_bytes(fmt[8:12], "little") if len(fmt) >= 12 else None
-            elif kind == b"data":
-                held = os.fstat(handle.fileno()).st_size - handle.tell()
-                if not byte_rate or size in WAV_SIZE_UNKNOWN or size <= held:
-                    return None
-                return size / byte_rate, held / byte_rate
-            else:
-                handle.seek(size + size % 2, os.SEEK_CUR)
+        wave = _wave_layout(handle)
+    if (not wave or not wave.byte_rate or wave.data_size in WAV_SIZE_UNKNOWN
+            or wave.data_size <= wave.held):
+        return None
+    return wave.data_size / wave.byte_rate, wave.held / wave.byte_rate
 
 
 def write_wav(path: str | os.PathLike, samples: np.ndarray, sample_rate: int) -> None:
     """Write 16-bit PCM mono wav atomically (clipping to [-1, 1])."""
+    import numpy as np
+    import soundfile as sf
+
     pcm = np.clip(np.asarray(samples, dtype=np.float32), -1.0, 1.0)
     with atomic_write(path) as tmp:
         sf.write(tmp, pcm, sample_rate, subtype="PCM_16", format="WAV")
@@ -277,9 +319,9 @@ class FrameWriter:
         )
 
     def write(self, frame: np.ndarray) -> None:
-        if frame.shape != (self.height, self.width, 3) or frame.dtype != np.uint8:
+        if frame.shape != (self.height, self.width, 3) or frame.dtype != "uint8":
             raise ValueError(f"expected a {self.height}x{self.width} BGR uint8 frame")
-        self._proc.stdin.write(np.ascontiguousarray(frame).tobytes())
+        self._proc.stdin.write(frame.tobytes())  # C order, whatever the array's strides
         self.frames += 1
 
     def _report(self) -> str:

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from vestnik.config import assume_checked_blocks
 from vestnik.errors import VestnikError
 from vestnik.io import remove_stale_temps, write_json
 from vestnik.layout import error_record
@@ -81,14 +82,16 @@ def run_step(smk: Any, step: Callable[[], object]) -> None:
     """Run one step inside a Snakemake job and exit 1 on failure.
 
     A VestnikError (refused input) is logged as its message only; any other exception is
-    logged with its traceback, so the job's log file always says why the job failed.
+    logged with its traceback, so the job's log file always says why the job failed. The job's
+    settings blocks come from the checked config (`config.assume_checked_blocks`).
     """
     setup_logging(smk.log[0] if smk.log else None)
     removed = remove_stale_temps(smk.output)
     if removed:
         log.info("removed temporary files left by a killed run: %s", [str(p) for p in removed])
     try:
-        step()
+        with assume_checked_blocks():
+            step()
     except VestnikError as exc:
         log.error("%s (rule %s)", exc, smk.rule)
         _record_failure(smk, "input", str(exc), None)

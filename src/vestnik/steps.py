@@ -8,18 +8,20 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import numpy as np
-
-from vestnik import chunks as chunking
 from vestnik import media
 from vestnik.config import check_settings
 from vestnik.errors import VestnikError
 from vestnik.io import read_tsv, write_json
+
+if TYPE_CHECKING:
+    from vestnik.chunks import Chunk
 
 SPEECH_RATE = 22050
 AUDIBLE_OVERSHOOT = 1.01
@@ -198,14 +200,15 @@ def synthesize_job(
             samples = media.read_audio(value, SPEECH_RATE)
         except VestnikError as exc:
             raise VestnikError(str(exc), job=job) from exc
-        peak = float(np.max(np.abs(samples)))
+        peak = float(abs(samples).max())
         if peak <= 1e-4:
             raise VestnikError("the audio is silent", job=job, path=value)
         if peak > 1.0:  # float audio, or resampling overshoot of a full-scale recording
             if peak > AUDIBLE_OVERSHOOT:
                 log.warning(
                     "job %s, file '%s': the audio peaks at %.2f times full scale (%+.1f dB); "
-                    "scaled down to fit instead of clipped", job, value, peak, 20 * np.log10(peak),
+                    "scaled down to fit instead of clipped", job, value, peak,
+                    20 * math.log10(peak),
                 )
             samples = samples / peak
         speech = Speech(samples, SPEECH_RATE, [], "", "recording")
@@ -219,9 +222,11 @@ def synthesize_job(
 
 def plan_job(
     speech_wav: str, settings: dict, fps: float, out_tsv: str, speech_json: str | None = None
-) -> list[chunking.Chunk]:
+) -> list[Chunk]:
     """Write the chunk plan of a job's speech; with `speech_json`, first check that the wav is
     the one those timings were written for."""
+    from vestnik import chunks as chunking
+
     if speech_json:
         from vestnik.tts.speech import check_pair
 
@@ -260,6 +265,7 @@ def render_chunk(
     engine ready), `setup_seconds` (the engine's own preparation: weights, face detection) and
     `end`.
     """
+    from vestnik import chunks as chunking
     from vestnik.avatar import load_avatar
     from vestnik.lipsync import job_faces, make_engine
     from vestnik.lipsync.chunk import ChunkJob

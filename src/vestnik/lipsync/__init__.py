@@ -39,8 +39,8 @@ def landmark_model(lipsync_settings: dict) -> str:
     """The job's landmark model (`lipsync.landmarks`), its schema default when unset."""
     from vestnik.config import block_schema
 
-    default = block_schema("lipsync")["properties"]["landmarks"]["default"]
-    return lipsync_settings.get("landmarks") or default
+    chosen = lipsync_settings.get("landmarks")
+    return chosen or block_schema("lipsync")["properties"]["landmarks"]["default"]
 
 
 def mouth_box(lipsync_settings: dict) -> object | None:
