@@ -149,3 +149,16 @@ def test_a_record_that_cannot_be_written_does_not_hide_the_error(tmp_path, monke
     assert exit_info.value.code == 1
     log = (tmp_path / "logs" / "merge.log").read_text(encoding="utf-8")
     assert "KeyError: 'frames'" in log and "no error record written" in log
+
+
+def test_only_steps_that_say_so_take_their_blocks_unchecked(tmp_path):
+    """A step that builds a block of its own (the eSpeak corpus) gets its defaults filled in."""
+    from vestnik.config import engine_settings
+
+    seen = []
+    step = lambda: seen.append(engine_settings("tts", "espeak", {"voice": "ru"}))  # noqa: E731
+    run_step(fake_job(tmp_path, i="0"), step)
+    run_step(fake_job(tmp_path, i="0"), step, blocks_checked=True)
+    assert seen[0]["max_chars"] == 300 and seen[0]["volume"] == 100
+    assert seen[1] == {"voice": "ru"}
+    assert engine_settings("tts", "espeak", {})["rate"] == 165  # checked again afterwards

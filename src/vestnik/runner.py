@@ -8,6 +8,7 @@ read these records instead of scraping logs; a step that later succeeds removes 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import sys
@@ -78,19 +79,22 @@ def _forget_failure(smk: Any) -> None:
         path.unlink(missing_ok=True)
 
 
-def run_step(smk: Any, step: Callable[[], object]) -> None:
+def run_step(smk: Any, step: Callable[[], object], blocks_checked: bool = False) -> None:
     """Run one step inside a Snakemake job and exit 1 on failure.
 
     A VestnikError (refused input) is logged as its message only; any other exception is
-    logged with its traceback, so the job's log file always says why the job failed. The job's
-    settings blocks come from the checked config (`config.assume_checked_blocks`).
+    logged with its traceback, so the job's log file always says why the job failed.
+
+    `blocks_checked` is for steps whose every settings block comes from the rule's params or the
+    config, both checked by the workflow before the job ran: their blocks are not checked again
+    (`config.assume_checked_blocks`). Steps that build blocks of their own leave it off.
     """
     setup_logging(smk.log[0] if smk.log else None)
     removed = remove_stale_temps(smk.output)
     if removed:
         log.info("removed temporary files left by a killed run: %s", [str(p) for p in removed])
     try:
-        with assume_checked_blocks():
+        with assume_checked_blocks() if blocks_checked else contextlib.nullcontext():
             step()
     except VestnikError as exc:
         log.error("%s (rule %s)", exc, smk.rule)

@@ -19,4 +19,5 @@ run_step(
         threads=snakemake.threads,
         faces_json=snakemake.input.faces[0] if snakemake.input.faces else None,
     ),
+    blocks_checked=True,  # the settings are this rule's checked params
 )

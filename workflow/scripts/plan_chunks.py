@@ -12,4 +12,5 @@ run_step(
         snakemake.output[0],
         snakemake.input.timings,
     ),
+    blocks_checked=True,  # the settings are this rule's checked params
 )
