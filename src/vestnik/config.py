@@ -32,8 +32,8 @@ MAX_ERRORS = 10
 def load_schema() -> dict:
     """The configuration schema (parsed once; do not modify the result).
 
-    Parsed with libyaml where PyYAML has it: every job process reads the schema, and the pure
-    Python parser spends about 0.2 s of CPU on it.
+    Parsed with libyaml where PyYAML has it: every process that checks settings reads the
+    schema, and the pure Python parser spends about 0.2 s of CPU on it.
     """
     import yaml
 
@@ -290,15 +290,17 @@ def block_schema(where: str) -> dict:
 
 
 _BLOCKS_CHECKED = False
-"""True while a workflow job's step runs: see `assume_checked_blocks`."""
+"""True while a step that opted in runs (`run_step(..., blocks_checked=True)`): see
+`assume_checked_blocks`."""
 
 
 @contextlib.contextmanager
 def assume_checked_blocks() -> Iterator[None]:
     """While inside, `block_settings` returns its block unchecked.
 
-    A workflow job's blocks all come from the config the workflow checked (defaults filled in)
-    before it ran the job, and a job whose settings do not fit never gets past its tts step;
+    The chunk plan and chunk render steps take every block from their rule's params or the
+    config, both checked (defaults filled in) before the job ran, and a job whose settings do
+    not fit never gets past its tts step;
     checking them again would cost each job process the jsonschema import and the schema parse
     (about 70 ms of CPU), a tenth of a short job's work. `check_job` still checks in full.
     """
@@ -315,8 +317,7 @@ def block_settings(where: str, block: dict | None, job: str | None = None) -> di
 
     Code that takes a block (an engine, the chunk planner, the device slots) calls this on
     what it is given, so a block built by hand (a test, a benchmark) gets the same defaults
-    and range checks as one read from a config (inside a workflow job, see
-    `assume_checked_blocks`).
+    and range checks as one read from a config (except inside `assume_checked_blocks`).
     """
     settings = copy.deepcopy(dict(block or {}))
     if _BLOCKS_CHECKED:
