@@ -20,6 +20,9 @@ def test_stage_ordering_between_neighbouring_jobs(k):
     assert p(following, "speech") > p(this, "render") > p(following, "plan")
     # the next job's chunks wait behind the speech after it, so they do not start early
     assert p(after, "speech") > p(following, "render")
+    # its gate, though, ranks above that speech, which would take one of the cores it frees
+    assert p(following, "gate") > p(after, "speech")
+    assert p(following, "gate") > p(following, "render")
     # and behind every stage of this job
     assert p(following, "render") < min(p(this, stage) for stage in STAGE_LEAD)
 

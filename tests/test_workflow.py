@@ -1,6 +1,7 @@
 """End to end: snakemake renders real videos, and bad jobs fail alone with a clear message."""
 
 import json
+import re
 import subprocess
 
 import pytest
@@ -100,8 +101,6 @@ def test_news_was_chunked_and_timed(rendered):
     ],
 )
 def test_bad_jobs_fail_alone_and_clearly(rendered, job, message):
-    import re
-
     workdir, result, _ = rendered
     assert result.returncode != 0
     log = (workdir / "logs" / "jobs" / job / "tts.log").read_text(encoding="utf-8")
@@ -130,3 +129,36 @@ def test_lint_is_clean():
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "Congratulations" in proc.stdout + proc.stderr
+
+
+def job_blocks(log: str) -> list[list[str]]:
+    """Snakemake's log as scheduling rounds, each the `rule: wildcards` of the jobs it started."""
+    rounds = []
+    for part in log.split("Select jobs to execute...")[1:]:
+        starts = re.findall(r"^(?:local)?(?:rule|checkpoint) (\w+):.*?wildcards: ([^\n]+)", part,
+                            re.M | re.S)
+        rounds.append([f"{rule}: {wildcards}" for rule, wildcards in starts])
+    return rounds
+
+
+@pytest.mark.slow
+def test_a_jobs_chunks_start_together_after_its_gate(rendered):
+    workdir, result, _ = rendered
+    log = result.stdout + result.stderr
+    rounds = job_blocks(log)
+    gate = next(k for k, r in enumerate(rounds) if "render_gate: job=news" in r)
+    renders = [k for k, r in enumerate(rounds) for job in r if job.startswith("lipsync: job=news")]
+    assert renders == [gate + 1, gate + 1], rounds[gate: gate + 2]
+    assert re.search(r"rule render_gate:.*?wildcards: job=news.*?threads: 2", log, re.S)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("cores", "gated"), [(1, False), (2, True)])
+def test_the_gate_is_left_out_where_chunks_cannot_start_together(rendered, cores, gated):
+    workdir, _, config = rendered
+    # the marker is temporary, but Snakemake keeps temporary files after a run with failures
+    (job_dir(workdir, "news") / "chunks" / "gate").unlink(missing_ok=True)
+    result = run_workflow(workdir, config, "results/jobs/news/final.mp4", cores=cores,
+                          extra=("--dry-run", "--forcerun", "lipsync"))
+    assert result.returncode == 0, result.stderr
+    assert ("render_gate" in result.stdout) is gated

@@ -7,6 +7,8 @@ import sys
 from pathlib import Path
 from types import SimpleNamespace
 
+from snakemake.exceptions import WorkflowError
+
 from vestnik import engines, layout
 from vestnik.config import check_job, job_input, job_transcript, step_settings
 from vestnik.errors import VestnikError
@@ -176,6 +178,28 @@ def planned_chunks(wildcards):
     from vestnik.chunks import read_plan
 
     return [c.chunk for c in read_plan(plan)]
+
+
+def gang_cores():
+    """Cores a job's chunk renders can start on together: the run's cores when this machine
+    runs the jobs, else 1 (a cluster gives each chunk job its own allocation)."""
+    if not workflow.local_exec or workflow.remote_exec:
+        return 1
+    try:
+        return workflow.cores
+    except WorkflowError:
+        return 1
+
+
+def gate_threads(wildcards):
+    """Cores the render gate holds: one per chunk, up to the run's cores."""
+    return min(len(planned_chunks(wildcards)), gang_cores())
+
+
+def render_gate(wildcards):
+    """Input function of a chunk render: the job's render gate, when its chunks can start
+    together on more than one core."""
+    return [fill(layout.RENDER_GATE, job=wildcards.job)] if gate_threads(wildcards) > 1 else []
 
 
 def per_chunk(pattern):

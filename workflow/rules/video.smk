@@ -41,9 +41,29 @@ checkpoint plan_chunks:
         "../scripts/plan_chunks.py"
 
 
+# Holds one core per chunk (up to the run's cores) for an instant: Snakemake starts it only when
+# that many cores are free at once, so the job's chunk renders, which it precedes, start together
+# instead of one by one as other jobs' steps end (vestnik.priorities).
+rule render_gate:
+    input:
+        layout.CHUNK_PLAN,
+    output:
+        temp(layout.RENDER_GATE),
+    threads: gate_threads
+    priority: job_priority("gate")
+    localrule: True
+    conda:
+        LIGHT_ENV
+    log:
+        fill(layout.JOB_LOG, step="render_gate"),
+    shell:
+        "touch {output} 2> {log}"
+
+
 rule lipsync:
     input:
         unpack(engine_models("lipsync")),
+        gate=render_gate,
         avatar=avatar_input,
         speech_wav=layout.SPEECH_WAV,
         plan=layout.CHUNK_PLAN,
@@ -76,6 +96,7 @@ rule merge:
         timings=per_chunk(layout.CHUNK_TIMING),
         tts=speech_benchmarks,
         plan=fill(layout.JOB_BENCHMARK, stage="plan"),
+        gate=render_gate,  # as the last step taking the marker, lets Snakemake remove it
     output:
         video=report(
             layout.FINAL_VIDEO,
