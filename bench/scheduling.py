@@ -16,6 +16,8 @@ Usage (from the repo root; the end-to-end part wants an otherwise idle machine):
 5. Batch (--batch N): N one-sentence text jobs end to end at `--cores 2`, wall time per job;
    with --baseline DIR (another checkout, e.g. `git archive main | tar -x -C DIR`) the same
    config through that checkout's workflow too, the two runs alternating, and their ratio.
+6. Mixed batch (--mixed N): N jobs alternating the default config's first two texts (three and
+   two chunks), the same way; each job's speed-up and the second its video was written.
 
     .venv/bin/python bench/scheduling.py --batch 100 --baseline DIR --skip-e2e --repeats 1
 """
@@ -127,27 +129,51 @@ def job_stats(workdir: Path) -> dict:
     }
 
 
-def batch(count: int, baseline: Path | None, repeats: int, scratch: Path) -> dict:
-    """`count` one-sentence jobs at --cores 2 through this checkout (and `baseline`)."""
-    config = generated_config(count)
+def mixed_config(n: int) -> dict:
+    """`n` jobs alternating the default config's first two texts (several chunks each)."""
+    texts = [job["text"] for job in default_config()["jobs"].values() if "text" in job][:2]
+    return base_config({f"job{i:04d}": {"text": texts[i % len(texts)]} for i in range(n)})
+
+
+def landed(workdir: Path, started: float) -> dict:
+    """Each job's chunk count, speed-up and the second its video was written, from the start."""
+    out = {}
+    for stats in sorted((workdir / "results" / "jobs").glob("*/stats.json")):
+        s = json.loads(stats.read_text(encoding="utf-8"))
+        video = stats.with_name("final.mp4")
+        out[s["job"]] = {"chunks": s["chunks"], "speedup": s["speedup"],
+                         "video_at_s": round(video.stat().st_mtime - started, 1)}
+    return out
+
+
+def batch(config: dict, label: str, baseline: Path | None, repeats: int, scratch: Path,
+          per_job: bool = False) -> dict:
+    """The jobs of `config` at --cores 2 through this checkout (and `baseline`), alternating;
+    with `per_job`, each job's speed-up and when its video landed."""
+    count = len(config["jobs"])
     roots = {"this": ROOT, **({"baseline": baseline} if baseline else {})}
     walls: dict[str, list[float]] = {name: [] for name in roots}
-    loads = []
+    loads, jobs = [], []
     for i in range(repeats):
         for name, root in roots.items():
             folder = scratch / f"batch_{name}_{i}"
             before = load()
+            started = time.time()
             wall, _ = snakemake(folder, config, "--cores", "2", root=root)
             loads.append({"run": f"{name} {i}", "before": before, "after": load()})
             walls[name].append(wall)
-            print(f"batch of {count}, {name}: {wall:.1f} s, {wall / count:.2f} s per job "
+            print(f"{label} of {count}, {name}: {wall:.1f} s, {wall / count:.2f} s per job "
                   f"(load {before} -> {load()})", flush=True)
+            if per_job:
+                jobs.append({"run": f"{name} {i}", "jobs": landed(folder, started)})
+                print(json.dumps(jobs[-1]), flush=True)
             shutil.rmtree(folder)
     result = {
         "jobs": count,
         "wall_s": {name: [round(w, 2) for w in ws] for name, ws in walls.items()},
         "per_job_s": {name: round(statistics.median(ws) / count, 3) for name, ws in walls.items()},
         "loads": loads,
+        **({"per_job": jobs} if per_job else {}),
     }
     if baseline:
         result["baseline"] = str(baseline)
@@ -165,6 +191,8 @@ def main() -> None:
     parser.add_argument("--skip-e2e", action="store_true", help="only the overhead figures")
     parser.add_argument("--out", type=Path, help="write the figures as JSON")
     parser.add_argument("--batch", type=int, default=0, help="one-sentence jobs end to end")
+    parser.add_argument("--mixed", type=int, default=0,
+                        help="jobs alternating the default config's first two texts, end to end")
     parser.add_argument("--baseline", type=Path, help="another checkout to run the batch with")
     parser.add_argument("--skip-overhead", action="store_true", help="skip parts 1-3")
     args = parser.parse_args()
@@ -173,7 +201,11 @@ def main() -> None:
     scratch = Path(tempfile.mkdtemp(prefix="vestnik-sched-"))
     try:
         if args.batch:
-            figures["batch"] = batch(args.batch, args.baseline, args.repeats, scratch)
+            figures["batch"] = batch(generated_config(args.batch), "batch", args.baseline,
+                                     args.repeats, scratch)
+        if args.mixed:
+            figures["mixed"] = batch(mixed_config(args.mixed), "mixed batch", args.baseline,
+                                     args.repeats, scratch, per_job=True)
         if args.skip_overhead:
             raise SystemExit(_finish(figures, args.out))
         figures["startup"] = timed(

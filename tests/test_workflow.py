@@ -153,9 +153,13 @@ def test_a_jobs_chunks_start_together_after_its_gate(rendered):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("cores", "gated"), [(1, False), (2, True)])
-def test_the_gate_is_left_out_where_chunks_cannot_start_together(rendered, cores, gated):
+@pytest.mark.parametrize(("cores", "together", "gated"),
+                         [(1, True, False), (2, True, True), (2, False, False)])
+def test_the_gate_is_left_out_where_chunks_cannot_or_need_not_start_together(
+    rendered, cores, together, gated
+):
     workdir, _, config = rendered
+    config = {**config, "chunks_together": together}
     # the marker is temporary, but Snakemake keeps temporary files after a run with failures
     (job_dir(workdir, "news") / "chunks" / "gate").unlink(missing_ok=True)
     result = run_workflow(workdir, config, "results/jobs/news/final.mp4", cores=cores,

@@ -197,9 +197,10 @@ def gate_threads(wildcards):
 
 
 def render_gate(wildcards):
-    """Input function of a chunk render: the job's render gate, when its chunks can start
-    together on more than one core."""
-    return [fill(layout.RENDER_GATE, job=wildcards.job)] if gate_threads(wildcards) > 1 else []
+    """Input function of a chunk render: the job's render gate, when its chunks are to start
+    together (`chunks_together`) and can, on more than one core."""
+    gated = config["chunks_together"] and gate_threads(wildcards) > 1
+    return [fill(layout.RENDER_GATE, job=wildcards.job)] if gated else []
 
 
 def per_chunk(pattern):
