@@ -286,7 +286,7 @@ def speed(args: argparse.Namespace) -> dict:
         walls.setdefault(cores, []).append(_run(scratch / f"run{run}", config, cores))
         print(f"--cores {cores}: {walls[cores][-1]:.1f} s", flush=True)
     job = scratch / f"run{len(args.cores) - 1}" / "results" / "jobs" / "long"
-    one, two = (float(np.median(walls[c])) for c in (args.cores[0], args.cores[-1]))
+    one, two = (float(np.median(walls[c])) for c in (min(walls), max(walls)))  # any order
     original = media.read_audio(wav, SAMPLE_RATE)
     new = media.read_audio(job / "speech.wav", SAMPLE_RATE)
     plan = read_plan(job / "revoice" / "plan.json")
