@@ -153,16 +153,27 @@ def test_a_jobs_chunks_start_together_after_its_gate(rendered):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("cores", "together", "gated"),
-                         [(1, True, False), (2, True, True), (2, False, False)])
-def test_the_gate_is_left_out_where_chunks_cannot_or_need_not_start_together(
-    rendered, cores, together, gated
+@pytest.mark.parametrize(("cores", "together", "held"),
+                         [(1, True, 1), (2, True, 2), (2, False, 1)])
+def test_the_gate_holds_cores_only_where_chunks_can_and_should_start_together(
+    rendered, cores, together, held
 ):
     workdir, _, config = rendered
     config = {**config, "chunks_together": together}
     # the marker is temporary, but Snakemake keeps temporary files after a run with failures
     (job_dir(workdir, "news") / "chunks" / "gate").unlink(missing_ok=True)
     result = run_workflow(workdir, config, "results/jobs/news/final.mp4", cores=cores,
-                          extra=("--dry-run", "--forcerun", "lipsync"))
+                          extra=("--dry-run", "--forcerun", "render_gate"))
     assert result.returncode == 0, result.stderr
-    assert ("render_gate" in result.stdout) is gated
+    gate = re.search(r"rule render_gate:.*?(?=\n\n)", result.stdout, re.S).group(0)
+    assert ("threads: 2" in gate) is (held == 2), gate
+
+
+@pytest.mark.slow
+def test_other_cores_or_chunks_apart_rerun_nothing(rendered):
+    workdir, _, config = rendered
+    for cores, together in ((1, True), (2, False)):
+        result = run_workflow(workdir, {**config, "chunks_together": together},
+                              "results/jobs/news/final.mp4", cores=cores, extra=("--dry-run",))
+        assert result.returncode == 0, result.stderr
+        assert "Nothing to be done" in result.stdout + result.stderr, result.stdout[-2000:]

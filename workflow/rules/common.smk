@@ -192,15 +192,19 @@ def gang_cores():
 
 
 def gate_threads(wildcards):
-    """Cores the render gate holds: one per chunk, up to the run's cores."""
+    """Cores the render gate holds: one per chunk, up to the run's cores, when its chunks are to
+    start together (`chunks_together`); else one, and the gate is a formality."""
+    if not config["chunks_together"]:
+        return 1
     return min(len(planned_chunks(wildcards)), gang_cores())
 
 
 def render_gate(wildcards):
-    """Input function of a chunk render: the job's render gate, when its chunks are to start
-    together (`chunks_together`) and can, on more than one core."""
-    gated = config["chunks_together"] and gate_threads(wildcards) > 1
-    return [fill(layout.RENDER_GATE, job=wildcards.job)] if gated else []
+    """Input function of a job's chunk renders and merge: its render gate, when it has several
+    chunks. Whether the gate holds cores does not change the inputs, so neither the run's
+    cores nor `chunks_together` reruns anything."""
+    several = len(planned_chunks(wildcards)) > 1
+    return [fill(layout.RENDER_GATE, job=wildcards.job)] if several else []
 
 
 def per_chunk(pattern):
