@@ -21,7 +21,10 @@ $(VENV)/.installed-dev: pyproject.toml | $(BIN)/activate
 	$(PIP) -e ".[torch,onnx,dev,slurm,eval]"
 	touch $@ $(VENV)/.installed-run
 
+# Bytecode is compiled first (only what changed), so that each job's Python process loads the
+# package instead of compiling it, also where the environment keeps Python from writing it.
 run: $(VENV)/.installed-run
+	$(BIN)/python -m compileall -q src
 	$(BIN)/snakemake --profile profiles/default --cores $(CORES)
 	@echo "Videos:"; ls -1 results/jobs/*/final.mp4
 

@@ -18,6 +18,7 @@ Usage (from the repo root; the end-to-end part wants an otherwise idle machine):
    config through that checkout's workflow too, the two runs alternating, and their ratio.
 6. Mixed batch (--mixed N): N jobs alternating the default config's first two texts (three and
    two chunks), the same way; each job's speed-up and the second its video was written.
+The package of each checkout is compiled to bytecode first, as `make run` does.
 
     .venv/bin/python bench/scheduling.py --batch 100 --baseline DIR --skip-e2e --repeats 1
 """
@@ -86,6 +87,12 @@ def snakemake(
     if proc.returncode != 0:
         sys.exit(f"{' '.join(cmd)} failed in {workdir}:\n{proc.stderr[-3000:]}")
     return wall, proc.stdout + proc.stderr
+
+
+def compile_package(root: Path) -> None:
+    """Bytecode of the checkout's package, as `make run` compiles it: no job process then
+    compiles the package, whether or not the environment lets Python write bytecode."""
+    subprocess.run([sys.executable, "-m", "compileall", "-q", str(root / "src")], check=True)
 
 
 def load() -> float:
@@ -198,6 +205,8 @@ def main() -> None:
     args = parser.parse_args()
 
     figures: dict = {"cpus": os.cpu_count(), "load_at_start": load()}
+    for root in (ROOT, *([args.baseline] if args.baseline else [])):
+        compile_package(root)
     scratch = Path(tempfile.mkdtemp(prefix="vestnik-sched-"))
     try:
         if args.batch:

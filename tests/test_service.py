@@ -373,7 +373,7 @@ def test_use_only_gan_picks_wav2lip_only_when_its_checkpoint_exists(tmp_path):
 
 
 def test_run_config_has_one_job_with_absolute_paths(tmp_path):
-    from vestnik.config import job_input, job_settings, load_config
+    from vestnik.config import check_job, job_input, load_config
     from vestnik.service.jobs import JobRequest, run_config
 
     base = load_config(ROOT / "config" / "config.yaml")
@@ -383,7 +383,7 @@ def test_run_config_has_one_job_with_absolute_paths(tmp_path):
     config = run_config(base, "job1", request, ROOT)
     assert list(config["jobs"]) == ["job1"]
     assert job_input(config, "job1") == ("text", "Привет.")
-    settings = job_settings(config, "job1")
+    settings = check_job(config, "job1")
     assert settings["chunks"]["workers"] == 2
     assert settings["tts"]["neural"]["acoustic"] == "/models/a.pt"
     assert settings["tts"]["neural"]["length_scale"] == base["defaults"]["tts"]["neural"][

@@ -13,7 +13,7 @@ import tempfile
 from pathlib import Path
 
 from vestnik import steps
-from vestnik.config import job_entry, job_input, job_settings, job_transcript, load_config
+from vestnik.config import check_job, job_entry, job_input, job_transcript, load_config
 from vestnik.errors import VestnikError
 from vestnik.runner import setup_logging
 
@@ -40,7 +40,7 @@ def _job_context(args: argparse.Namespace) -> tuple[dict, dict, tuple[str, str]]
         entry = {**job_entry(config, job), "avatar": args.avatar}
         config["jobs"] = {**config["jobs"], job: entry}
     args.job = job
-    return config, job_settings(config, job), job_input(config, job)
+    return config, check_job(config, job), job_input(config, job)
 
 
 def output_path(path: str, suffix: str) -> Path:
@@ -125,7 +125,7 @@ def cmd_revoice(args: argparse.Namespace) -> None:
     entry["tts"] = {"engine": "neural", **({"neural": neural} if neural else {})}
     job = args.job
     config["jobs"] = {**config.get("jobs", {}), job: entry}
-    settings = job_settings(config, job)
+    settings = check_job(config, job)
     transcript = job_transcript(config, job)
     steps.check_speech_input(job, settings["limits"], "audio", args.recording, transcript)
     from vestnik.revoice import read_transcript

@@ -211,7 +211,7 @@ def job_entry(config: dict, job: str) -> dict:
 
 
 def merged_settings(config: dict, job: str) -> dict:
-    """Defaults overridden by the job's own block, not yet checked (see `job_settings`)."""
+    """Defaults overridden by the job's own block, not yet checked (see `check_job`)."""
     entry = job_entry(config, job)
     overrides = {k: v for k, v in entry.items() if k not in INPUT_KEYS}
     return deep_merge(config.get("defaults") or {}, overrides)
@@ -245,11 +245,6 @@ def check_job(config: dict, job: str) -> dict:
                 "`text` or `text_file` beside `audio` (no speech recogniser ships with "
                 "Vestnik), or set tts.engine espeak to use the recording as it is", job=job)
     return settings
-
-
-def job_settings(config: dict, job: str) -> dict:
-    """Merged and checked settings of one job."""
-    return check_job(config, job)
 
 
 def job_input(config: dict, job: str) -> tuple[str, str]:

@@ -119,17 +119,20 @@ def write_provenance(
     return record
 
 
-def job_provenance_inputs(config: Mapping[str, Any], job: str) -> tuple[dict, list[str], list[str]]:
+def job_provenance_inputs(
+    config: Mapping[str, Any], job: str, settings: Mapping[str, Any]
+) -> tuple[dict, list[str], list[str]]:
     """(config block, input files, model files) of a workflow job, for `provenance`.
 
-    The block is the job's own input, its merged settings and the frame rate; the input files
-    are its text or audio file and its avatar; the model files are those its engines load
-    (a Wav2Lip checkpoint, the neural TTS models), where they exist.
+    `settings` are the job's checked settings (`config.check_job`), which the workflow keeps
+    once per job. The block is the job's own input, those settings and the frame rate; the
+    input files are its text or audio file and its avatar; the model files are those its
+    engines load (a Wav2Lip checkpoint, the neural TTS models), where they exist.
     """
-    from vestnik.config import check_job, job_input, job_transcript
+    from vestnik.config import job_input, job_transcript
 
+    settings = dict(settings)
     kind, value = job_input(dict(config), job)
-    settings = check_job(dict(config), job)
     transcript = job_transcript(dict(config), job)
     given = {kind: value, **(dict([transcript]) if transcript else {})}
     block = {"job": job, "input": given, "settings": settings, "fps": config["fps"]}

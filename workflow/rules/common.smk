@@ -170,7 +170,8 @@ def job_source(wildcards):
 
 
 def provenance_record(wildcards):
-    return job_provenance_inputs(config, wildcards.job) if checked_settings(wildcards.job) else None
+    settings = checked_settings(wildcards.job)
+    return job_provenance_inputs(config, wildcards.job, settings) if settings else None
 
 
 def planned_chunks(wildcards):
