@@ -1,4 +1,4 @@
-"""Adapter between Snakemake `script:` jobs and vestnik steps: logging, clean errors, records.
+"""Adapter between Snakemake jobs and vestnik steps: logging, clean errors, records.
 
 A failed step leaves `<first output stem>.error.json` beside that output (vestnik.layout): the
 rule, the job's wildcards, whether the input was refused ("input", a VestnikError) or the code
@@ -15,6 +15,7 @@ import sys
 import time
 import traceback
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -39,9 +40,33 @@ def setup_logging(log_path: str | None = None) -> None:
     )
 
 
-def _step_id(smk: Any) -> dict:
-    wildcards = {key: str(value) for key, value in dict(smk.wildcards.items()).items()}
-    return {"rule": smk.rule, "wildcards": wildcards}
+@dataclass(frozen=True)
+class StepJob:
+    """What `run_step` knows of its job: the rule, wildcards, output files and log file.
+
+    `log_is_stderr` is for `shell:` jobs whose stderr the rule sends to the log (see
+    vestnik.shellstep): logging then writes to stderr only, so no line lands twice.
+    """
+
+    rule: str
+    wildcards: dict[str, str]
+    output: list[str]
+    log: str | None = None
+    log_is_stderr: bool = field(default=False)
+
+    @classmethod
+    def of(cls, smk: Any) -> StepJob:
+        """The job of a Snakemake `script:` (its `snakemake` object)."""
+        return cls(
+            rule=smk.rule,
+            wildcards={key: str(value) for key, value in dict(smk.wildcards.items()).items()},
+            output=[str(path) for path in smk.output],
+            log=str(smk.log[0]) if smk.log else None,
+        )
+
+
+def _step_id(job: StepJob) -> dict:
+    return {"rule": job.rule, "wildcards": job.wildcards}
 
 
 def read_error_record(path: str | Path) -> dict | None:
@@ -53,34 +78,37 @@ def read_error_record(path: str | Path) -> dict | None:
     return record if isinstance(record, dict) and "message" in record else None
 
 
-def _record_failure(smk: Any, kind: str, message: str, trace: str | None) -> None:
-    if not smk.output:
+def _record_failure(job: StepJob, kind: str, message: str, trace: str | None) -> None:
+    if not job.output:
         return
     record = {
-        **_step_id(smk),
+        **_step_id(job),
         "kind": kind,
         "message": message,
         "traceback": trace,
-        "log": str(smk.log[0]) if smk.log else None,
+        "log": job.log,
         "time": time.time(),
     }
     try:
-        write_json(error_record(smk.output[0]), record)
+        write_json(error_record(job.output[0]), record)
     except (OSError, VestnikError) as exc:  # a full disk must not hide the step's own error
         log.warning("no error record written: %s", exc)
 
 
-def _forget_failure(smk: Any) -> None:
-    if not smk.output:
+def _forget_failure(job: StepJob) -> None:
+    if not job.output:
         return
-    path = error_record(smk.output[0])
+    path = error_record(job.output[0])
     record = read_error_record(path)
-    if record and {k: record.get(k) for k in ("rule", "wildcards")} == _step_id(smk):
+    if record and {k: record.get(k) for k in ("rule", "wildcards")} == _step_id(job):
         path.unlink(missing_ok=True)
 
 
-def run_step(smk: Any, step: Callable[[], object], blocks_checked: bool = False) -> None:
-    """Run one step inside a Snakemake job and exit 1 on failure.
+def run_step(
+    smk: StepJob | Any, step: Callable[[], object], blocks_checked: bool = False
+) -> None:
+    """Run one step inside a Snakemake job (a StepJob, or a script's `snakemake` object) and
+    exit 1 on failure.
 
     A VestnikError (refused input) is logged as its message only; any other exception is
     logged with its traceback, so the job's log file always says why the job failed.
@@ -89,20 +117,21 @@ def run_step(smk: Any, step: Callable[[], object], blocks_checked: bool = False)
     config, both checked by the workflow before the job ran: their blocks are not checked again
     (`config.assume_checked_blocks`). Steps that build blocks of their own leave it off.
     """
-    setup_logging(smk.log[0] if smk.log else None)
-    removed = remove_stale_temps(smk.output)
+    job = smk if isinstance(smk, StepJob) else StepJob.of(smk)
+    setup_logging(None if job.log_is_stderr else job.log)
+    removed = remove_stale_temps(job.output)
     if removed:
         log.info("removed temporary files left by a killed run: %s", [str(p) for p in removed])
     try:
         with assume_checked_blocks() if blocks_checked else contextlib.nullcontext():
             step()
     except VestnikError as exc:
-        log.error("%s (rule %s)", exc, smk.rule)
-        _record_failure(smk, "input", str(exc), None)
+        log.error("%s (rule %s)", exc, job.rule)
+        _record_failure(job, "input", str(exc), None)
         sys.exit(1)
     except Exception as exc:
         trace = traceback.format_exc()
-        log.error("unexpected %s in rule %s: %s\n%s", type(exc).__name__, smk.rule, exc, trace)
-        _record_failure(smk, "internal", f"{type(exc).__name__}: {exc}", trace)
+        log.error("unexpected %s in rule %s: %s\n%s", type(exc).__name__, job.rule, exc, trace)
+        _record_failure(job, "internal", f"{type(exc).__name__}: {exc}", trace)
         sys.exit(1)
-    _forget_failure(smk)
+    _forget_failure(job)

@@ -3,11 +3,14 @@
 # not fit the schema gets no inputs or params here; its tts step fails with the schema's message,
 # so one bad job never stops the others.
 import functools
+import json
+import os
 import sys
 from pathlib import Path
 from types import SimpleNamespace
 
 from snakemake.exceptions import WorkflowError
+from snakemake_interface_executor_plugins.settings import DeploymentMethod
 
 from vestnik import engines, layout
 from vestnik.config import check_job, job_input, job_transcript, step_settings
@@ -165,6 +168,46 @@ def step_params(step):
     return params
 
 
+# The light steps run as `shell:` jobs (vestnik.shellstep). Their command finds its Python (this
+# one, or the job's conda environment's) and the `gpu:` block in the environment, not in its
+# text: the text of a shell command is its code, and a new checkout's interpreter path or another
+# `gpu:` block must not rerun anything.
+os.environ.update(
+    VESTNIK_PYTHON=(
+        "python" if DeploymentMethod.CONDA in workflow.deployment_settings.deployment_method
+        else sys.executable
+    ),
+    VESTNIK_GPU=json.dumps(config.get("gpu")),
+)
+
+
+def step_shell(*extra):
+    """Shell command of a light step: its `call` and `files` params and log, then `extra`
+    NAME=JSON arguments that must not rerun the job when they change (its cores)."""
+    command = '"$VESTNIK_PYTHON" -m vestnik.shellstep {params.call:q} {params.files:q} {log:q}'
+    return " ".join([command, *extra, "2> {log:q}"])
+
+
+def step_call(rule_name, **params):
+    """Params function: what a light step reads besides files (vestnik.shellstep), as JSON:
+    its rule, the job's wildcards and `params` (values, or functions of the wildcards). One
+    param, so a change of any of them reruns the job as separate params would."""
+
+    def call(wildcards):
+        values = {name: value(wildcards) if callable(value) else value
+                  for name, value in params.items()}
+        return json.dumps({"rule": rule_name, "wildcards": dict(wildcards.items()),
+                           "params": values}, sort_keys=True)
+
+    return call
+
+
+def step_files(wildcards, input, output):
+    """Params function: a light step's named input and output files, as JSON. Snakemake
+    counts a param made from the files as derived: only the files' own changes rerun."""
+    return json.dumps({"input": dict(input.items()), "output": dict(output.items())})
+
+
 def job_source(wildcards):
     return job_input(config, wildcards.job) if checked_settings(wildcards.job) else None
 
@@ -175,7 +218,15 @@ def provenance_record(wildcards):
 
 
 def planned_chunks(wildcards):
-    plan = checkpoints.plan_chunks.get(job=wildcards.job).output[0]
+    plan = checkpoints.plan_chunks.get(job=wildcards.job).output.plan
+    stat = os.stat(plan)
+    return _plan_chunk_numbers(str(plan), stat.st_mtime_ns, stat.st_size)
+
+
+@functools.cache
+def _plan_chunk_numbers(plan, mtime_ns, size):
+    """Chunk numbers of a plan file, read once per version of the file: Snakemake asks for
+    them again for every job after each plan it writes."""
     from vestnik.chunks import read_plan
 
     return [c.chunk for c in read_plan(plan)]

@@ -26,10 +26,10 @@ checkpoint plan_chunks:
         speech=layout.SPEECH_WAV,
         timings=layout.SPEECH_JSON,
     output:
-        layout.CHUNK_PLAN,
+        plan=layout.CHUNK_PLAN,
     params:
-        settings=step_params("plan"),
-        fps=FPS,
+        call=step_call("plan_chunks", settings=step_params("plan"), fps=FPS),
+        files=step_files,
     priority: job_priority("plan")
     conda:
         LIGHT_ENV
@@ -37,8 +37,8 @@ checkpoint plan_chunks:
         fill(layout.JOB_LOG, step="plan_chunks"),
     benchmark:
         fill(layout.JOB_BENCHMARK, stage="plan")
-    script:
-        "../scripts/plan_chunks.py"
+    shell:
+        step_shell()
 
 
 # Holds one core per chunk (up to the run's cores) for an instant: Snakemake starts it only when
@@ -73,8 +73,8 @@ rule lipsync:
         video=layout.CHUNK_VIDEO,
         timing=layout.CHUNK_TIMING,
     params:
-        settings=step_params("lipsync"),
-        fps=FPS,
+        call=step_call("lipsync", settings=step_params("lipsync"), fps=FPS),
+        files=step_files,
     threads: 1
     priority: job_priority("render")
     resources:
@@ -85,8 +85,8 @@ rule lipsync:
         fill(layout.JOB_LOG, step="lipsync_{i}"),
     benchmark:
         fill(layout.JOB_BENCHMARK, stage="lipsync_{i}")
-    script:
-        "../scripts/lipsync.py"
+    shell:
+        step_shell("threads={threads}")
 
 rule merge:
     input:
@@ -114,7 +114,8 @@ rule merge:
             labels={"job": "{job}", "file": "stats.json"},
         ),
     params:
-        record=provenance_record,
+        call=step_call("merge", record=provenance_record),
+        files=step_files,
     priority: job_priority("merge")
     conda:
         LIGHT_ENV
@@ -122,5 +123,5 @@ rule merge:
         fill(layout.JOB_LOG, step="merge"),
     benchmark:
         fill(layout.JOB_BENCHMARK, stage="merge")
-    script:
-        "../scripts/merge.py"
+    shell:
+        step_shell()
