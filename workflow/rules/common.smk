@@ -269,11 +269,18 @@ def per_chunk(pattern):
 
 
 def every_chunk_video(wildcards):
-    """Chunk videos of every job, as targets of `all`: Snakemake does not rebuild a missing
-    intermediate file while the outputs made from it are up to date, so a deleted chunk would
-    otherwise stay missing."""
+    """Chunk videos of every job with a plan from an earlier run, as targets of `all`:
+    Snakemake does not rebuild a missing intermediate file while the outputs made from it are
+    up to date, so a deleted chunk would otherwise stay missing. A job without a plan yet gets
+    its chunks through its merge; leaving it out keeps `all` from waiting on every plan, which
+    would have Snakemake rebuild `all` (every job's inputs) after each plan it writes."""
     videos = per_chunk(layout.CHUNK_VIDEO)
-    return [video for job in JOBS for video in videos(SimpleNamespace(job=job))]
+    return [
+        video
+        for job in JOBS
+        if Path(fill(layout.CHUNK_PLAN, job=job)).exists()
+        for video in videos(SimpleNamespace(job=job))
+    ]
 
 
 def avatar_faces_file(wildcards):

@@ -270,7 +270,10 @@ def _anticipated(phonemes: list[tuple[float, float, str]], channel: int):
 
 
 def _or_default(**values: float | None) -> tuple[float, ...]:
-    """`values` in order, each unset one replaced by the procedural engine's schema default."""
+    """`values` in order, each unset one replaced by the procedural engine's schema default
+    (the schema is read only then: a chunk render, given every value, skips its parse)."""
+    if all(value is not None for value in values.values()):
+        return tuple(float(value) for value in values.values())
     from vestnik.config import block_schema
 
     schema = block_schema("lipsync.procedural")["properties"]
