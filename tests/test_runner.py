@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -162,3 +163,45 @@ def test_only_steps_that_say_so_take_their_blocks_unchecked(tmp_path):
     assert seen[0]["max_chars"] == 300 and seen[0]["volume"] == 100
     assert seen[1] == {"voice": "ru"}
     assert engine_settings("tts", "espeak", {})["rate"] == 165  # checked again afterwards
+
+
+def shell_step(tmp_path, speech: str, timings: str) -> tuple[list[str], Path]:
+    """Arguments of `python -m vestnik.shellstep` for one job's chunk plan, and the plan."""
+    plan = tmp_path / "results" / "jobs" / "j" / "chunks.tsv"
+    call = {"rule": "plan_chunks", "wildcards": {"job": "j"},
+            "params": {"fps": 25, "settings": {"chunks": {
+                "context": 0.5, "max_seconds": None, "min_seconds": 2.0,
+                "search_window": 0.6, "workers": 3}}}}
+    files = {"input": {"speech": speech, "timings": timings}, "output": {"plan": str(plan)}}
+    log = tmp_path / "logs" / "plan_chunks.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    return [json.dumps(call), json.dumps(files), str(log)], plan
+
+
+def test_a_shell_step_runs_its_job_from_the_workflows_json(tmp_path):
+    import numpy as np
+
+    from vestnik.shellstep import main
+    from vestnik.tts.speech import Speech
+
+    wav, timings = tmp_path / "speech.wav", tmp_path / "speech.json"
+    tone = 0.3 * np.sin(np.arange(22050 * 3) * 2 * np.pi * 220 / 22050)
+    Speech(tone, 22050, [], "", "test").save(str(wav), str(timings))
+    argv, plan = shell_step(tmp_path, str(wav), str(timings))
+    main(argv)
+    assert plan.read_text(encoding="utf-8").startswith("chunk")
+    assert not Path(argv[2]).exists()  # it logs to stderr, which the rule sends to the log
+
+
+def test_a_shell_steps_refused_input_leaves_its_record_and_exit_code(tmp_path, capsys):
+    from vestnik.shellstep import main
+
+    argv, plan = shell_step(tmp_path, str(tmp_path / "none.wav"), str(tmp_path / "none.json"))
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code == 1
+    record = read_error_record(plan.with_name("chunks.error.json"))
+    assert record["rule"] == "plan_chunks" and record["wildcards"] == {"job": "j"}
+    assert record["kind"] == "input" and "cannot read the speech timings" in record["message"]
+    assert record["log"] == argv[2]
+    assert "cannot read the speech timings" in capsys.readouterr().err  # stderr is the log

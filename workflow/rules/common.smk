@@ -193,11 +193,16 @@ def step_call(rule_name, **params):
     its rule, the job's wildcards and `params` (values, or functions of the wildcards). One
     param, so a change of any of them reruns the job as separate params would."""
 
-    def call(wildcards):
+    @functools.cache
+    def text(items):
+        wildcards = SimpleNamespace(**dict(items))
         values = {name: value(wildcards) if callable(value) else value
                   for name, value in params.items()}
-        return json.dumps({"rule": rule_name, "wildcards": dict(wildcards.items()),
-                           "params": values}, sort_keys=True)
+        return json.dumps({"rule": rule_name, "wildcards": dict(items), "params": values},
+                          sort_keys=True)
+
+    def call(wildcards):  # once per job: Snakemake asks again for a waiting job after each plan
+        return text(tuple(sorted(wildcards.items())))
 
     return call
 
@@ -213,8 +218,14 @@ def job_source(wildcards):
 
 
 def provenance_record(wildcards):
-    settings = checked_settings(wildcards.job)
-    return job_provenance_inputs(config, wildcards.job, settings) if settings else None
+    return _provenance_record(wildcards.job)
+
+
+@functools.cache
+def _provenance_record(job):
+    """Once per job: Snakemake evaluates a waiting merge's params again after every plan."""
+    settings = checked_settings(job)
+    return job_provenance_inputs(config, job, settings) if settings else None
 
 
 def planned_chunks(wildcards):
