@@ -190,7 +190,7 @@ def test_a_shell_step_runs_its_job_from_the_workflows_json(tmp_path):
     argv, plan = shell_step(tmp_path, str(wav), str(timings))
     main(argv)
     assert plan.read_text(encoding="utf-8").startswith("chunk")
-    assert not Path(argv[2]).exists()  # it logs to stderr, which the rule sends to the log
+    assert "planned 1 chunks" in Path(argv[2]).read_text(encoding="utf-8")
 
 
 def test_a_shell_steps_refused_input_leaves_its_record_and_exit_code(tmp_path, capsys):
@@ -204,4 +204,15 @@ def test_a_shell_steps_refused_input_leaves_its_record_and_exit_code(tmp_path, c
     assert record["rule"] == "plan_chunks" and record["wildcards"] == {"job": "j"}
     assert record["kind"] == "input" and "cannot read the speech timings" in record["message"]
     assert record["log"] == argv[2]
-    assert "cannot read the speech timings" in capsys.readouterr().err  # stderr is the log
+    assert "cannot read the speech timings" in capsys.readouterr().err
+    assert "cannot read the speech timings" in Path(argv[2]).read_text(encoding="utf-8")
+
+
+def test_a_malformed_shell_step_call_leaves_its_traceback_in_the_log(tmp_path):
+    from vestnik.shellstep import main
+
+    argv, _ = shell_step(tmp_path, "speech.wav", "speech.json")
+    with pytest.raises(KeyError):
+        main(['{"rule": "no_such_rule", "wildcards": {}, "params": {}}', *argv[1:]])
+    log = Path(argv[2]).read_text(encoding="utf-8")
+    assert "could not read its call" in log and "KeyError: 'no_such_rule'" in log

@@ -15,7 +15,7 @@ import sys
 import time
 import traceback
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -42,17 +42,12 @@ def setup_logging(log_path: str | None = None) -> None:
 
 @dataclass(frozen=True)
 class StepJob:
-    """What `run_step` knows of its job: the rule, wildcards, output files and log file.
-
-    `log_is_stderr` is for `shell:` jobs whose stderr the rule sends to the log (see
-    vestnik.shellstep): logging then writes to stderr only, so no line lands twice.
-    """
+    """What `run_step` knows of its job: the rule, wildcards, output files and log file."""
 
     rule: str
     wildcards: dict[str, str]
     output: list[str]
     log: str | None = None
-    log_is_stderr: bool = field(default=False)
 
     @classmethod
     def of(cls, smk: Any) -> StepJob:
@@ -118,7 +113,7 @@ def run_step(
     (`config.assume_checked_blocks`). Steps that build blocks of their own leave it off.
     """
     job = smk if isinstance(smk, StepJob) else StepJob.of(smk)
-    setup_logging(None if job.log_is_stderr else job.log)
+    setup_logging(job.log)
     removed = remove_stale_temps(job.output)
     if removed:
         log.info("removed temporary files left by a killed run: %s", [str(p) for p in removed])

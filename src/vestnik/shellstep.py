@@ -7,8 +7,7 @@ workflow/rules/common.smk): `CALL`, the job's rule, wildcards and params, and `F
 input and output files. The
 `NAME=JSON` arguments are values that must not rerun the job when they change (its cores), so
 the rule passes them outside its params, as it does the config's `gpu:` block (the environment's
-VESTNIK_GPU). The rule sends stderr to the job's log, so everything, a traceback included, lands
-there.
+VESTNIK_GPU). The step logs to stderr and to LOG, as a `script:` job does (vestnik.runner).
 """
 
 from __future__ import annotations
@@ -88,19 +87,25 @@ STEPS: dict[str, tuple[Callable[[Call], None], bool]] = {
 def main(argv: list[str] | None = None) -> None:
     """Run the job that `CALL` and `FILES` describe; exit 1 on failure (vestnik.runner)."""
     call_text, files_text, log_path, *pairs = sys.argv[1:] if argv is None else argv
-    from vestnik.runner import StepJob, run_step
+    try:
+        from vestnik.runner import StepJob, run_step
 
-    document, files = json.loads(call_text), json.loads(files_text)
-    call = Call(
-        wildcards=document["wildcards"],
-        input=files["input"],
-        output=files["output"],
-        params=document["params"],
-        extra={name: json.loads(value) for name, value in (p.split("=", 1) for p in pairs)},
-    )
-    adapter, blocks_checked = STEPS[document["rule"]]
-    outputs = list(call.output.values())
-    job = StepJob(document["rule"], call.wildcards, outputs, log_path, log_is_stderr=True)
+        document, files = json.loads(call_text), json.loads(files_text)
+        call = Call(
+            wildcards=document["wildcards"],
+            input=files["input"],
+            output=files["output"],
+            params=document["params"],
+            extra={name: json.loads(value) for name, value in (p.split("=", 1) for p in pairs)},
+        )
+        adapter, blocks_checked = STEPS[document["rule"]]
+    except Exception:  # the workflow's own call is malformed: say so where its log says
+        import traceback
+
+        with open(log_path, "w", encoding="utf-8") as log:
+            log.write(f"vestnik.shellstep could not read its call:\n{traceback.format_exc()}")
+        raise
+    job = StepJob(document["rule"], call.wildcards, list(call.output.values()), log_path)
     run_step(job, lambda: adapter(call), blocks_checked=blocks_checked)
 
 

@@ -185,7 +185,7 @@ def step_shell(*extra):
     """Shell command of a light step: its `call` and `files` params and log, then `extra`
     NAME=JSON arguments that must not rerun the job when they change (its cores)."""
     command = '"$VESTNIK_PYTHON" -m vestnik.shellstep {params.call:q} {params.files:q} {log:q}'
-    return " ".join([command, *extra, "2> {log:q}"])
+    return " ".join([command, *extra])
 
 
 def step_call(rule_name, **params):
