@@ -61,12 +61,26 @@ def default_config() -> dict:
     return config
 
 
-def generated_config(n: int) -> dict:
-    jobs = {
+def generated_jobs(n: int) -> dict:
+    """`n` one-sentence text jobs."""
+    return {
         f"job{i:04d}": {"text": f"Номер {i}: {WORDS[i % len(WORDS)]} и {WORDS[(i * 7) % 10]}."}
         for i in range(n)
     }
-    return base_config(jobs)
+
+
+def generated_config(n: int) -> dict:
+    return base_config(generated_jobs(n))
+
+
+def own_config(root: Path, jobs: dict) -> dict:
+    """The config of checkout `root` as it ships (its own defaults, which its schema fills in)
+    with `jobs` and its avatar path made absolute: a baseline from before a setting existed
+    runs the same jobs with what it knew."""
+    config = yaml.safe_load((root / "config" / "config.yaml").read_text(encoding="utf-8"))
+    config["defaults"]["avatar"] = str(root / config["defaults"]["avatar"])
+    config["jobs"] = jobs
+    return config
 
 
 def snakemake(
@@ -136,10 +150,10 @@ def job_stats(workdir: Path) -> dict:
     }
 
 
-def mixed_config(n: int) -> dict:
+def mixed_jobs(n: int) -> dict:
     """`n` jobs alternating the default config's first two texts (several chunks each)."""
     texts = [job["text"] for job in default_config()["jobs"].values() if "text" in job][:2]
-    return base_config({f"job{i:04d}": {"text": texts[i % len(texts)]} for i in range(n)})
+    return {f"job{i:04d}": {"text": texts[i % len(texts)]} for i in range(n)}
 
 
 def landed(workdir: Path, started: float) -> dict:
@@ -153,11 +167,11 @@ def landed(workdir: Path, started: float) -> dict:
     return out
 
 
-def batch(config: dict, label: str, baseline: Path | None, repeats: int, scratch: Path,
+def batch(jobs: dict, label: str, baseline: Path | None, repeats: int, scratch: Path,
           per_job: bool = False) -> dict:
-    """The jobs of `config` at --cores 2 through this checkout (and `baseline`), alternating;
-    with `per_job`, each job's speed-up and when its video landed."""
-    count = len(config["jobs"])
+    """`jobs` at --cores 2 through this checkout (and `baseline`), alternating, each with its
+    own config (`own_config`); with `per_job`, each job's speed-up and when its video landed."""
+    count = len(jobs)
     roots = {"this": ROOT, **({"baseline": baseline} if baseline else {})}
     walls: dict[str, list[float]] = {name: [] for name in roots}
     loads, jobs = [], []
@@ -166,7 +180,7 @@ def batch(config: dict, label: str, baseline: Path | None, repeats: int, scratch
             folder = scratch / f"batch_{name}_{i}"
             before = load()
             started = time.time()
-            wall, _ = snakemake(folder, config, "--cores", "2", root=root)
+            wall, _ = snakemake(folder, own_config(root, jobs), "--cores", "2", root=root)
             loads.append({"run": f"{name} {i}", "before": before, "after": load()})
             walls[name].append(wall)
             print(f"{label} of {count}, {name}: {wall:.1f} s, {wall / count:.2f} s per job "
@@ -210,10 +224,10 @@ def main() -> None:
     scratch = Path(tempfile.mkdtemp(prefix="vestnik-sched-"))
     try:
         if args.batch:
-            figures["batch"] = batch(generated_config(args.batch), "batch", args.baseline,
+            figures["batch"] = batch(generated_jobs(args.batch), "batch", args.baseline,
                                      args.repeats, scratch)
         if args.mixed:
-            figures["mixed"] = batch(mixed_config(args.mixed), "mixed batch", args.baseline,
+            figures["mixed"] = batch(mixed_jobs(args.mixed), "mixed batch", args.baseline,
                                      args.repeats, scratch, per_job=True)
         if args.skip_overhead:
             raise SystemExit(_finish(figures, args.out))
