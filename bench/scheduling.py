@@ -174,7 +174,7 @@ def batch(jobs: dict, label: str, baseline: Path | None, repeats: int, scratch: 
     count = len(jobs)
     roots = {"this": ROOT, **({"baseline": baseline} if baseline else {})}
     walls: dict[str, list[float]] = {name: [] for name in roots}
-    loads, jobs = [], []
+    loads, landings = [], []
     for i in range(repeats):
         for name, root in roots.items():
             folder = scratch / f"batch_{name}_{i}"
@@ -186,15 +186,15 @@ def batch(jobs: dict, label: str, baseline: Path | None, repeats: int, scratch: 
             print(f"{label} of {count}, {name}: {wall:.1f} s, {wall / count:.2f} s per job "
                   f"(load {before} -> {load()})", flush=True)
             if per_job:
-                jobs.append({"run": f"{name} {i}", "jobs": landed(folder, started)})
-                print(json.dumps(jobs[-1]), flush=True)
+                landings.append({"run": f"{name} {i}", "jobs": landed(folder, started)})
+                print(json.dumps(landings[-1]), flush=True)
             shutil.rmtree(folder)
     result = {
         "jobs": count,
         "wall_s": {name: [round(w, 2) for w in ws] for name, ws in walls.items()},
         "per_job_s": {name: round(statistics.median(ws) / count, 3) for name, ws in walls.items()},
         "loads": loads,
-        **({"per_job": jobs} if per_job else {}),
+        **({"per_job": landings} if per_job else {}),
     }
     if baseline:
         result["baseline"] = str(baseline)
