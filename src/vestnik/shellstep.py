@@ -4,10 +4,9 @@ A `script:` job first imports Snakemake to unpickle its job object, about 0.1 s 
 process; the plan, chunk render and merge of a one-sentence job would pay it three times. These
 steps read only what the workflow gives them as JSON (`step_call` and `step_files` in
 workflow/rules/common.smk): `CALL`, the job's rule, wildcards and params, and `FILES`, its named
-input and output files. The
-`NAME=JSON` arguments are values that must not rerun the job when they change (its cores), so
-the rule passes them outside its params, as it does the config's `gpu:` block (the environment's
-VESTNIK_GPU). The step logs to stderr and to LOG, as a `script:` job does (vestnik.runner).
+input and output files. The `NAME=JSON` arguments are values that must not rerun the job when
+they change (its cores), so the rule passes them outside its params, as it does the config's
+`gpu:` block (the environment's VESTNIK_GPU). The step logs to stderr and to LOG, as a `script:` job does (vestnik.runner).
 """
 
 from __future__ import annotations
