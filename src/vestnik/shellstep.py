@@ -6,7 +6,8 @@ steps read only what the workflow gives them as JSON (`step_call` and `step_file
 workflow/rules/common.smk): `CALL`, the job's rule, wildcards and params, and `FILES`, its named
 input and output files. The `NAME=JSON` arguments are values that must not rerun the job when
 they change (its cores), so the rule passes them outside its params, as it does the config's
-`gpu:` block (the environment's VESTNIK_GPU). The step logs to stderr and to LOG, as a `script:` job does (vestnik.runner).
+`gpu:` block (the environment's VESTNIK_GPU). The step logs to stderr and to LOG, as a
+`script:` job does (vestnik.runner).
 """
 
 from __future__ import annotations
