@@ -216,3 +216,70 @@ def test_a_malformed_shell_step_call_leaves_its_traceback_in_the_log(tmp_path):
         main(['{"rule": "no_such_rule", "wildcards": {}, "params": {}}', *argv[1:]])
     log = Path(argv[2]).read_text(encoding="utf-8")
     assert "could not read its call" in log and "KeyError: 'no_such_rule'" in log
+
+
+def test_a_step_in_the_workflows_process_logs_only_its_own_thread(tmp_path, monkeypatch):
+    """The chunk plan runs in a thread of Snakemake's process (`run_local`): its log file gets
+    its own records, not another thread's, and Snakemake's logging is left as it was."""
+    import threading
+
+    import numpy as np
+
+    from vestnik import steps
+    from vestnik.shellstep import run_local
+    from vestnik.tts.speech import Speech
+
+    wav, timings = tmp_path / "speech.wav", tmp_path / "speech.json"
+    tone = 0.3 * np.sin(np.arange(22050 * 3) * 2 * np.pi * 220 / 22050)
+    Speech(tone, 22050, [], "", "test").save(str(wav), str(timings))
+    argv, plan = shell_step(tmp_path, str(wav), str(timings))
+    call, files = json.loads(argv[0]), json.loads(argv[1])
+    plan_job = steps.plan_job
+
+    def plan_beside_another_thread(*args, **kwargs):
+        other = threading.Thread(target=logging.getLogger("vestnik").warning, args=("not mine",))
+        other.start()
+        other.join()
+        return plan_job(*args, **kwargs)
+
+    monkeypatch.setattr(steps, "plan_job", plan_beside_another_thread)
+    root_handlers = logging.getLogger().handlers[:]
+    run_local("plan_chunks", {"job": "j"}, files["input"], files["output"], call["params"],
+              [argv[2]])
+    log = Path(argv[2]).read_text(encoding="utf-8")
+    assert plan.read_text(encoding="utf-8").startswith("chunk")
+    assert "planned 1 chunks" in log and "not mine" not in log
+    assert logging.getLogger().handlers == root_handlers
+
+
+def test_a_failed_step_in_the_workflows_process_raises_and_leaves_its_record(tmp_path):
+    from vestnik.runner import StepFailed
+    from vestnik.shellstep import run_local
+
+    argv, plan = shell_step(tmp_path, str(tmp_path / "none.wav"), str(tmp_path / "none.json"))
+    call, files = json.loads(argv[0]), json.loads(argv[1])
+    with pytest.raises(StepFailed, match="cannot read the speech timings"):
+        run_local("plan_chunks", {"job": "j"}, files["input"], files["output"], call["params"],
+                  [argv[2]])
+    record = read_error_record(plan.with_name("chunks.error.json"))
+    assert record["kind"] == "input" and record["rule"] == "plan_chunks"
+    assert "cannot read the speech timings" in Path(argv[2]).read_text(encoding="utf-8")
+
+
+def test_the_speech_step_fails_with_the_workflows_verdict_on_a_bad_job(tmp_path):
+    """The workflow checked the job once; its speech step reports why it does not fit."""
+    from vestnik.shellstep import main
+
+    out = tmp_path / "results" / "jobs" / "j"
+    call = {"rule": "tts", "wildcards": {"job": "j"},
+            "params": {"settings": {"invalid": True}, "source": None}}
+    files = {"input": {}, "output": {"wav": str(out / "speech.wav"),
+                                     "json": str(out / "speech.json")}}
+    log = tmp_path / "logs" / "tts.log"
+    log.parent.mkdir(parents=True)
+    verdict = json.dumps({"error": f"job 'j': {SCHEMA_ERROR}"})
+    with pytest.raises(SystemExit):
+        main([json.dumps(call), json.dumps(files), str(log), f"job={verdict}"])
+    record = read_error_record(out / "speech.error.json")
+    assert record["kind"] == "input" and SCHEMA_ERROR in record["message"]
+    assert SCHEMA_ERROR in log.read_text(encoding="utf-8")

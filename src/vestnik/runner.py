@@ -12,9 +12,10 @@ import contextlib
 import json
 import logging
 import sys
+import threading
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -99,6 +100,27 @@ def _forget_failure(job: StepJob) -> None:
         path.unlink(missing_ok=True)
 
 
+def _run(job: StepJob, step: Callable[[], object], blocks_checked: bool) -> Exception | None:
+    """Run `step`; log and record a failure and return it, or None when it succeeded."""
+    removed = remove_stale_temps(job.output)
+    if removed:
+        log.info("removed temporary files left by a killed run: %s", [str(p) for p in removed])
+    try:
+        with assume_checked_blocks() if blocks_checked else contextlib.nullcontext():
+            step()
+    except VestnikError as exc:
+        log.error("%s (rule %s)", exc, job.rule)
+        _record_failure(job, "input", str(exc), None)
+        return exc
+    except Exception as exc:
+        trace = traceback.format_exc()
+        log.error("unexpected %s in rule %s: %s\n%s", type(exc).__name__, job.rule, exc, trace)
+        _record_failure(job, "internal", f"{type(exc).__name__}: {exc}", trace)
+        return exc
+    _forget_failure(job)
+    return None
+
+
 def run_step(
     smk: StepJob | Any, step: Callable[[], object], blocks_checked: bool = False
 ) -> None:
@@ -114,19 +136,44 @@ def run_step(
     """
     job = smk if isinstance(smk, StepJob) else StepJob.of(smk)
     setup_logging(job.log)
-    removed = remove_stale_temps(job.output)
-    if removed:
-        log.info("removed temporary files left by a killed run: %s", [str(p) for p in removed])
+    if _run(job, step, blocks_checked) is not None:
+        sys.exit(1)
+
+
+class StepFailed(RuntimeError):
+    """A step run inside the workflow's process failed; its log says why."""
+
+
+@contextlib.contextmanager
+def _thread_log(log_path: str | None) -> Iterator[None]:
+    """The vestnik logger's records from this thread, and only those, into `log_path`: other
+    threads of the process run other jobs."""
+    if not log_path:
+        yield
+        return
+    handler = logging.FileHandler(log_path, mode="w", encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    thread = threading.get_ident()
+    handler.addFilter(lambda record: record.thread == thread)
+    log.addHandler(handler)
+    if log.level == logging.NOTSET or log.level > logging.INFO:
+        log.setLevel(logging.INFO)
     try:
-        with assume_checked_blocks() if blocks_checked else contextlib.nullcontext():
-            step()
-    except VestnikError as exc:
-        log.error("%s (rule %s)", exc, job.rule)
-        _record_failure(job, "input", str(exc), None)
-        sys.exit(1)
-    except Exception as exc:
-        trace = traceback.format_exc()
-        log.error("unexpected %s in rule %s: %s\n%s", type(exc).__name__, job.rule, exc, trace)
-        _record_failure(job, "internal", f"{type(exc).__name__}: {exc}", trace)
-        sys.exit(1)
-    _forget_failure(job)
+        yield
+    finally:
+        log.removeHandler(handler)
+        handler.close()
+
+
+def run_in_workflow(job: StepJob, step: Callable[[], object]) -> None:
+    """Run one step in Snakemake's own process (a local `run:` rule) and raise StepFailed on
+    failure, with the same log file and error record as `run_step`.
+
+    For steps of a few milliseconds, which a process of their own would cost ten times over.
+    The workflow checked the step's settings blocks in this process already, so checking them
+    again costs nothing worth saving.
+    """
+    with _thread_log(job.log):
+        failure = _run(job, step, blocks_checked=False)
+    if failure is not None:
+        raise StepFailed(f"rule {job.rule} failed: {failure} (log: {job.log})") from failure

@@ -1,13 +1,14 @@
 """Light workflow steps as `shell:` jobs: `python -m vestnik.shellstep CALL FILES LOG [NAME=JSON]`.
 
 A `script:` job first imports Snakemake to unpickle its job object, about 0.1 s of CPU per
-process; the plan, chunk render and merge of a one-sentence job would pay it three times. These
-steps read only what the workflow gives them as JSON (`step_call` and `step_files` in
-workflow/rules/common.smk): `CALL`, the job's rule, wildcards and params, and `FILES`, its named
-input and output files. The `NAME=JSON` arguments are values that must not rerun the job when
-they change (its cores), so the rule passes them outside its params, as it does the config's
-`gpu:` block (the environment's VESTNIK_GPU). The step logs to stderr and to LOG, as a
-`script:` job does (vestnik.runner).
+process; the speech, plan, chunk render and merge of a one-sentence job would pay it four
+times. These steps read only what the workflow gives them as JSON (`step_call` and `step_files`
+in workflow/rules/common.smk): `CALL`, the job's rule, wildcards and params, and `FILES`, its
+named input and output files. The `NAME=JSON` arguments are values that must not rerun the job
+when they change: the cores of a chunk render, and the whole checked settings of a job for its
+speech step (the workflow checked them once, so the step needs neither the config nor the
+schema; only the speech settings rerun it). The config's `gpu:` block comes in the environment
+(VESTNIK_GPU). The step logs to stderr and to LOG, as a `script:` job does (vestnik.runner).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import os
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -28,6 +30,26 @@ class Call:
     output: dict[str, str]
     params: dict
     extra: dict
+
+
+def _gpu() -> dict | None:
+    return json.loads(os.environ.get("VESTNIK_GPU", "null"))
+
+
+def _speak(call: Call) -> None:
+    from vestnik.errors import VestnikError
+    from vestnik.steps import synthesize_job
+
+    checked = call.extra["job"]
+    if "error" in checked:  # the job's entry or settings do not fit the schema
+        raise VestnikError(checked["error"])
+    i, o = call.input, call.output
+    pieces = None
+    if "plan" in i:  # a re-voiced recording's pieces (vestnik.revoice)
+        pieces = (i["plan"], list(i["piece_wavs"]), list(i["piece_records"]))
+    kind, value = call.params["source"]
+    synthesize_job(call.wildcards["job"], checked["settings"], kind, value, o["wav"], o["json"],
+                   gpu=_gpu(), pieces=pieces)
 
 
 def _plan(call: Call) -> None:
@@ -51,7 +73,7 @@ def _render(call: Call) -> None:
         call.input["speech"],
         call.output["video"],
         call.output["timing"],
-        gpu=json.loads(os.environ.get("VESTNIK_GPU", "null")),
+        gpu=_gpu(),
         threads=int(call.extra.get("threads", 1)),
         faces_json=faces[0] if faces else None,
     )
@@ -76,12 +98,32 @@ def _finish(call: Call) -> None:
 
 
 STEPS: dict[str, tuple[Callable[[Call], None], bool]] = {
+    "tts": (_speak, True),
     "plan_chunks": (_plan, True),
     "lipsync": (_render, True),
     "merge": (_finish, False),
 }
 """Each rule's adapter, and whether every settings block it reads is the rule's checked params
 (`run_step(..., blocks_checked=True)`)."""
+
+
+def run_local(rule: str, wildcards: Any, input: Any, output: Any, params: Any, log: Any) -> None:
+    """Run `rule`'s step inside Snakemake's own process, from a local rule's `run:` block with
+    that job's objects: the chunk plan, a few milliseconds of work that a process start (about
+    0.2 s of CPU) would cost many times over (vestnik.runner.run_in_workflow)."""
+    from vestnik.runner import StepJob, run_in_workflow
+
+    call = Call(
+        wildcards={key: str(value) for key, value in wildcards.items()},
+        input=dict(input.items()),
+        output=dict(output.items()),
+        params=dict(params.items()),
+        extra={},
+    )
+    job = StepJob(rule, call.wildcards, [str(path) for path in call.output.values()],
+                  str(log[0]) if log else None)
+    adapter = STEPS[rule][0]
+    run_in_workflow(job, lambda: adapter(call))
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -18,27 +18,31 @@ from vestnik.errors import VestnikError
 from vestnik.layout import fill
 from vestnik.priorities import faces_priority, stage_priority
 from vestnik.provenance import job_provenance_inputs
+from vestnik.shellstep import run_local
 
 JOBS = sorted(config["jobs"])
 FPS = config["fps"]
 
 
 @functools.cache
+def job_verdict(job):
+    """(settings, None) with the job's checked settings (defaults filled in), or (None, the
+    schema's message) when its entry or settings do not fit."""
+    try:
+        return check_job(config, job), None
+    except VestnikError as error:
+        return None, str(error)
+
+
 def checked_settings(job):
     """The job's checked settings (defaults filled in), or None when they do not fit."""
-    try:
-        return check_job(config, job)
-    except VestnikError:
-        return None
+    return job_verdict(job)[0]
 
 
 for _job in JOBS if workflow.is_main_process else ():  # once, not in every job's process
-    if checked_settings(_job) is None:
-        try:
-            check_job(config, _job)
-        except VestnikError as _error:
-            print(f"Vestnik: {_error}\n(this job fails at its tts step; the others run)",
-                  file=sys.stderr)
+    if job_verdict(_job)[1]:
+        print(f"Vestnik: {job_verdict(_job)[1]}\n(this job fails at its tts step; the others "
+              "run)", file=sys.stderr)
 
 
 def job_priority(stage):
@@ -211,6 +215,14 @@ def step_files(wildcards, input, output):
     """Params function: a light step's named input and output files, as JSON. Snakemake
     counts a param made from the files as derived: only the files' own changes rerun."""
     return json.dumps({"input": dict(input.items()), "output": dict(output.items())})
+
+
+def checked_job(wildcards, input, output):
+    """Params function of the tts step: the job's checked settings, or why they do not fit, as
+    JSON (vestnik.shellstep). The step reads every block of them, but only its own settings
+    (`step_params`) rerun it; as a param made from the files, this one is derived and does not."""
+    settings, error = job_verdict(wildcards.job)
+    return json.dumps({"error": error} if error else {"settings": settings}, sort_keys=True)
 
 
 def job_source(wildcards):

@@ -15,8 +15,9 @@ rule tts:
         ),
         json=layout.SPEECH_JSON,
     params:
-        settings=step_params("tts"),
-        source=job_source,
+        call=step_call("tts", settings=step_params("tts"), source=job_source),
+        files=step_files,
+        job=checked_job,
     priority: job_priority("speech")
     resources:
         gpu=speech_slots,
@@ -26,5 +27,5 @@ rule tts:
         fill(layout.JOB_LOG, step="tts"),
     benchmark:
         fill(layout.JOB_BENCHMARK, stage="tts")
-    script:
-        "../scripts/tts.py"
+    shell:
+        step_shell("job={params.job:q}")

@@ -21,6 +21,8 @@ rule avatar_faces:
         "../scripts/avatar_faces.py"
 
 
+# A few milliseconds of work: it runs inside Snakemake's own process (a local rule, in a thread
+# with `force-use-threads`, see profiles/default), not in a process of its own.
 checkpoint plan_chunks:
     input:
         speech=layout.SPEECH_WAV,
@@ -28,17 +30,16 @@ checkpoint plan_chunks:
     output:
         plan=layout.CHUNK_PLAN,
     params:
-        call=step_call("plan_chunks", settings=step_params("plan"), fps=FPS),
-        files=step_files,
+        settings=step_params("plan"),
+        fps=FPS,
     priority: job_priority("plan")
-    conda:
-        LIGHT_ENV
+    localrule: True
     log:
         fill(layout.JOB_LOG, step="plan_chunks"),
     benchmark:
         fill(layout.JOB_BENCHMARK, stage="plan")
-    shell:
-        step_shell()
+    run:
+        run_local("plan_chunks", wildcards, input, output, params, log)
 
 
 # Holds one core per chunk (up to the run's cores) for an instant: Snakemake starts it only when
