@@ -26,6 +26,7 @@ from vestnik.io import remove_stale_temps, write_json
 from vestnik.layout import error_record
 
 log = logging.getLogger("vestnik")
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
 def setup_logging(log_path: str | None = None) -> None:
@@ -35,7 +36,7 @@ def setup_logging(log_path: str | None = None) -> None:
         handlers.append(logging.FileHandler(log_path, mode="w", encoding="utf-8"))
     logging.basicConfig(
         level=logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        format=LOG_FORMAT,
         handlers=handlers,
         force=True,
     )
@@ -146,23 +147,24 @@ class StepFailed(RuntimeError):
 
 @contextlib.contextmanager
 def _thread_log(log_path: str | None) -> Iterator[None]:
-    """The vestnik logger's records from this thread, and only those, into `log_path`: other
-    threads of the process run other jobs."""
-    if not log_path:
-        yield
-        return
-    handler = logging.FileHandler(log_path, mode="w", encoding="utf-8")
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    """The vestnik logger's records from this thread, and only those, to stderr and into
+    `log_path`, as `setup_logging` does for a job's process: other threads run other jobs."""
+    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
+    if log_path:
+        handlers.append(logging.FileHandler(log_path, mode="w", encoding="utf-8"))
     thread = threading.get_ident()
-    handler.addFilter(lambda record: record.thread == thread)
-    log.addHandler(handler)
+    for handler in handlers:
+        handler.setFormatter(logging.Formatter(LOG_FORMAT))
+        handler.addFilter(lambda record: record.thread == thread)
+        log.addHandler(handler)
     if log.level == logging.NOTSET or log.level > logging.INFO:
         log.setLevel(logging.INFO)
     try:
         yield
     finally:
-        log.removeHandler(handler)
-        handler.close()
+        for handler in handlers:
+            log.removeHandler(handler)
+            handler.close()
 
 
 def run_in_workflow(job: StepJob, step: Callable[[], object]) -> None:

@@ -1,4 +1,5 @@
-"""Light workflow steps as `shell:` jobs: `python -m vestnik.shellstep CALL FILES LOG [NAME=JSON]`.
+"""Light workflow steps as `shell:` jobs: `python -m vestnik.shellstep CALL FILES LOG [NAME=JSON]`,
+or, for the chunk plan and the merge, inside Snakemake's own process (`run_local`).
 
 A `script:` job first imports Snakemake to unpickle its job object, about 0.1 s of CPU per
 process; the speech, plan, chunk render and merge of a one-sentence job would pay it four

@@ -21,8 +21,9 @@ rule avatar_faces:
         "../scripts/avatar_faces.py"
 
 
-# A few milliseconds of work: it runs inside Snakemake's own process (a local rule, in a thread
-# with `force-use-threads`, see profiles/default), not in a process of its own.
+# The plan and the merge are a few milliseconds of Python each (the merge's concatenation and
+# mux run in ffmpeg): they run inside Snakemake's own process (local rules, in a thread with
+# `force-use-threads`, see profiles/default), not in a process of their own each.
 checkpoint plan_chunks:
     input:
         speech=layout.SPEECH_WAV,
@@ -53,12 +54,10 @@ rule render_gate:
     threads: gate_threads
     priority: job_priority("gate")
     localrule: True
-    conda:
-        LIGHT_ENV
     log:
         fill(layout.JOB_LOG, step="render_gate"),
-    shell:
-        "touch {output} 2> {log}"
+    run:
+        Path(output[0]).touch()
 
 
 rule lipsync:
@@ -115,14 +114,12 @@ rule merge:
             labels={"job": "{job}", "file": "stats.json"},
         ),
     params:
-        call=step_call("merge", record=provenance_record),
-        files=step_files,
+        record=provenance_record,
     priority: job_priority("merge")
-    conda:
-        LIGHT_ENV
+    localrule: True
     log:
         fill(layout.JOB_LOG, step="merge"),
     benchmark:
         fill(layout.JOB_BENCHMARK, stage="merge")
-    shell:
-        step_shell()
+    run:
+        run_local("merge", wildcards, input, output, params, log)
