@@ -105,13 +105,15 @@ STEPS: dict[str, tuple[Callable[[Call], None], bool]] = {
     "merge": (_finish, False),
 }
 """Each rule's adapter, and whether every settings block it reads is the rule's checked params
-(`run_step(..., blocks_checked=True)`)."""
+(`run_step(..., blocks_checked=True)` in a job process; in Snakemake's own process, where the
+schema is loaded already, blocks are checked as anywhere else)."""
 
 
 def run_local(rule: str, wildcards: Any, input: Any, output: Any, params: Any, log: Any) -> None:
     """Run `rule`'s step inside Snakemake's own process, from a local rule's `run:` block with
-    that job's objects: the chunk plan, a few milliseconds of work that a process start (about
-    0.2 s of CPU) would cost many times over (vestnik.runner.run_in_workflow)."""
+    that job's objects: the chunk plan and the merge, a few milliseconds of Python each, which
+    a process start (about 0.2 s of CPU) would cost many times over
+    (vestnik.runner.run_in_workflow)."""
     from vestnik.runner import StepJob, run_in_workflow
 
     call = Call(
