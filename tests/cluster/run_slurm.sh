@@ -242,7 +242,7 @@ rules = {}
 for match in re.finditer(r"^(?:local)?(?:rule|checkpoint) (\w+):\n(?:    .*\n)*?    jobid: (\d+)", log, re.M):
     rules[match.group(2)] = match.group(1)
 submitted = dict(re.findall(r"Job (\d+) has been submitted with SLURM jobid (\d+)", log))
-local_only = {"all", "render_gate"}  # the workflow's `localrule: True` rules
+local_only = {"all", "render_gate", "plan_chunks", "merge"}  # its `localrule: True` rules
 expected = {j for j, r in rules.items() if r not in local_only}
 missing = sorted(expected - set(submitted), key=int)
 if not expected or missing:

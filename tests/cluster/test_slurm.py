@@ -45,8 +45,8 @@ def test_slurm_profile_resources(tmp_path):
     tts = _resources(output, "tts")
     assert (tts["slurm_partition"], tts["runtime"], tts["mem_mb"]) == ("cpu", "20", "3000")
     assert tts["cpus_per_task"] == "1"
-    plan = _resources(output, "plan_chunks")
-    assert (plan["runtime"], plan["mem_mb"]) == ("30", "2000")
+    report = _resources(output, "run_report")  # a cluster job without overrides
+    assert (report["runtime"], report["mem_mb"]) == ("30", "2000")
     override = _dry_run(tmp_path, "--set-resources", "tts:slurm_partition=short")
     assert _resources(override, "tts")["slurm_partition"] == "short"
 
