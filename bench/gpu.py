@@ -228,7 +228,7 @@ def part_wav2lip_jobs(args, deadline: float) -> list[dict]:
             for slots in (1, 3):
                 if time.time() > deadline:
                     return rows
-                gpu = {"devices": [0] if args.device.startswith("cuda") else [],
+                gpu = {"devices": [0] if args.device.startswith("cuda") else "auto",
                        "slots_per_device": 3, "lock_dir": str(folder / f"locks_{slots}")}
                 specs = [{"chunk": {k: getattr(c, k) for k in c.__dataclass_fields__},
                           "audio": str(audio_path), "rate": w2l_bench.RATE,

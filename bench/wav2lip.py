@@ -75,7 +75,7 @@ def run_instance(args: argparse.Namespace) -> None:
     from vestnik.lipsync.chunk import ChunkJob
     from vestnik.lipsync.wav2lip import Wav2LipEngine
 
-    gpu = {"devices": [0] if args.device == "cuda" else [], "slots_per_device": 8,
+    gpu = {"devices": [0] if args.device == "cuda" else "auto", "slots_per_device": 8,
            "lock_dir": args.lock_dir}
     engine = Wav2LipEngine(
         {"checkpoint": args.checkpoint, "batch_size": args.batch}, job="bench", gpu=gpu

@@ -215,7 +215,7 @@ def cuda_devices(spec: object = "auto", *, job: str | None = None) -> tuple[list
 def device_slot(gpu: dict | None, *, job: str | None = None) -> Iterator[str]:
     """Hold a slot of the `gpu:` config block for the duration of the block; yield the device.
 
-    Without CUDA (or with `devices: []`) the work runs on the CPU, with a warning, and no slot
+    Without a visible CUDA device the work runs on the CPU, with a warning, and no slot
     is taken; with `require: true` it fails instead.
     """
     gpu = block_settings("gpu", gpu, job)
